@@ -1,0 +1,28 @@
+//! The event model and the pure logic every other Herald crate builds on: CloudEvents
+//! (spec 1.0, JSON format, HTTP binding), topics, subscriptions, retry arithmetic,
+//! Standard Webhooks signing and problem+json errors. Nothing here does I/O.
+
+pub mod binding;
+pub mod event;
+pub mod limits;
+pub mod problem;
+pub mod retry;
+pub mod signing;
+pub mod subscription;
+pub mod topic;
+
+pub use event::{Data, Event, ExtValue};
+pub use limits::Limits;
+pub use problem::Problem;
+pub use topic::Topic;
+
+/// Milliseconds since the Unix epoch; the one clock unit stored and compared everywhere.
+pub type Millis = i64;
+
+/// The current wall-clock time in milliseconds since the Unix epoch.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,1 @@
+//! FEEL (placeholder until written).

@@ -1,0 +1,6 @@
+//! Filter dialects for subscriptions: the CloudEvents Subscriptions API dialects
+//! (`exact`, `prefix`, `suffix`, `all`, `any`, `not`), CloudEvents SQL (`sql`) and FEEL.
+//! Every expression is compiled once (when a subscription is saved) and evaluated many times.
+
+pub mod cesql;
+pub mod feel;
