@@ -3,4 +3,7 @@
 //! Every expression is compiled once (when a subscription is saved) and evaluated many times.
 
 pub mod cesql;
+pub mod dialects;
 pub mod feel;
+
+pub use dialects::{compile, Filter, FilterError};

@@ -1,1 +1,89 @@
-//! herald-store
+//! Durable state behind one trait, [`Store`]: the event log, dedup keys, subscriptions,
+//! the delivery backlog (pending, leased, dead), and the attempts log. `sqlite` is the
+//! embedded default; a PostgreSQL implementation plugs in behind the same trait.
+
+pub mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+pub use model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Backend(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Everything Herald keeps. Each write method is durable when its future resolves
+/// (implementations share commits between concurrent callers: group commit).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Create a project if it does not exist; true when it was created now.
+    async fn ensure_project(&self, name: &str) -> Result<bool>;
+    async fn list_projects(&self) -> Result<Vec<String>>;
+
+    /// Append events and their routed deliveries in one transaction. Events whose
+    /// (project, source, id) was seen within `dedup_window_ms` are not stored again.
+    /// All events of one call commit together or not at all.
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<AppendOutcome>>;
+
+    /// Insert or replace a subscription.
+    async fn put_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<()>;
+    /// Delete a subscription with its backlog, dead letters and attempts.
+    async fn delete_subscription(&self, project: &str, id: &str) -> Result<bool>;
+    async fn load_subscriptions(&self) -> Result<Vec<StoredSubscription>>;
+
+    /// Lease up to `limit` due deliveries of active subscriptions, oldest due first,
+    /// skipping the subscriptions named in `skip` (`project/id`, those at their in-flight cap).
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+        skip: &[String],
+    ) -> Result<Vec<ClaimedDelivery>>;
+    /// Record attempt outcomes and move deliveries on (delete, reschedule, dead-letter, release).
+    async fn complete(&self, updates: Vec<DeliveryUpdate>) -> Result<()>;
+    /// The earliest due time of a pending, unleased delivery (for the dispatcher's sleep).
+    async fn next_due(&self) -> Result<Option<i64>>;
+
+    async fn list_dead_letters(
+        &self,
+        project: &str,
+        subscription: &str,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<DeadLetter>>;
+    /// Put dead deliveries (all of the subscription's, or the listed ids) back in the queue.
+    async fn redeliver(
+        &self,
+        project: &str,
+        subscription: &str,
+        ids: Option<Vec<i64>>,
+        now: i64,
+    ) -> Result<u64>;
+    async fn list_attempts(
+        &self,
+        project: &str,
+        subscription: &str,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<Attempt>>;
+    /// Make every pending delivery of a subscription due now (after it is re-enabled).
+    async fn make_due(&self, project: &str, subscription: &str, now: i64) -> Result<u64>;
+    async fn backlog(&self, project: &str, subscription: &str) -> Result<Backlog>;
+
+    /// Drop dedup keys older than `dedup_before`, attempts beyond retention, and events
+    /// older than `events_before` that no delivery needs any more.
+    async fn prune(
+        &self,
+        dedup_before: i64,
+        attempts_keep: usize,
+        events_before: i64,
+    ) -> Result<()>;
+}

@@ -1,0 +1,424 @@
+//! The delivery engine. A dispatcher leases due deliveries from the store (never more
+//! than it has free slots for: the backlog stays on disk), runs each attempt in its own
+//! task under a global and a per-subscription cap, and a completer writes the outcomes
+//! back in batches. Auto-disable and the handshake gate live here too.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_core::retry::{self, Outcome};
+use herald_core::subscription::SubscriptionState;
+use herald_core::{now_millis, Event, Limits};
+use herald_store::{
+    Attempt, ClaimedDelivery, DeliveryUpdate, Next, Store, StoredSubscription, Target,
+};
+use rand::Rng;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::registry::{Entry, Handshake, Registry};
+use crate::sinks::webhook::{handshake, WebhookConfig, WebhookSink};
+use crate::sinks::{AttemptReport, Outbound, Sink};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Attempts in flight across all subscriptions.
+    pub max_concurrency: usize,
+    /// Most deliveries leased per store round trip.
+    pub claim_batch: usize,
+    /// Longest idle sleep between looks at the store (a new event wakes it sooner).
+    pub poll_interval: Duration,
+    /// How long a lease outlives the longest request timeout.
+    pub lease_slack: Duration,
+    /// Our origin in the webhook validation handshake (`WebHook-Request-Origin`).
+    pub origin: String,
+    /// Wait before trying a refused handshake again.
+    pub handshake_retry: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_concurrency: 512,
+            claim_batch: 256,
+            poll_interval: Duration::from_secs(1),
+            lease_slack: Duration::from_secs(60),
+            origin: "herald.localhost".into(),
+            handshake_retry: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    client: reqwest::Client,
+    cfg: EngineConfig,
+    wake: Notify,
+    /// `project/id` of subscriptions at their in-flight cap (skipped when leasing).
+    saturated: Mutex<HashSet<String>>,
+}
+
+/// The longest request timeout a subscription may set; bounds every lease.
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, cfg: EngineConfig) -> Arc<Engine> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client");
+        Arc::new(Engine {
+            store,
+            registry,
+            client,
+            cfg,
+            wake: Notify::new(),
+            saturated: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Tell the dispatcher there may be new work (after an ingest commit or an enable).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Start the dispatcher and the completer.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let (done_tx, done_rx) = mpsc::channel(self.cfg.max_concurrency * 2);
+        tokio::spawn(self.clone().completer(done_rx));
+        tokio::spawn(self.clone().dispatcher(done_tx))
+    }
+
+    async fn dispatcher(self: Arc<Self>, done: mpsc::Sender<DeliveryUpdate>) {
+        let slots = Arc::new(Semaphore::new(self.cfg.max_concurrency));
+        loop {
+            let free = slots.available_permits();
+            if free == 0 {
+                let _ = tokio::time::timeout(self.cfg.poll_interval, self.wake.notified()).await;
+                continue;
+            }
+            let want = free.min(self.cfg.claim_batch);
+            let skip: Vec<String> = self
+                .saturated
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            let now = now_millis();
+            let lease_until = now + (MAX_TIMEOUT + self.cfg.lease_slack).as_millis() as i64;
+            let claimed = match self.store.claim_due(now, lease_until, want, &skip).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "leasing due deliveries failed");
+                    tokio::time::sleep(self.cfg.poll_interval).await;
+                    continue;
+                }
+            };
+            let got = claimed.len();
+            let mut released = Vec::new();
+            for d in claimed {
+                let Some(entry) = self.registry.get(&d.project, &d.subscription_id) else {
+                    continue;
+                };
+                if !entry.sub.is_active() || !self.take_slot(&entry) {
+                    released.push(release(&d, now));
+                    continue;
+                }
+                let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                tokio::spawn(self.clone().attempt(entry, d, permit, done.clone()));
+            }
+            if !released.is_empty() {
+                let _ = done.send_many(released).await;
+            }
+            if got < want {
+                let sleep = match self.store.next_due().await {
+                    Ok(Some(due)) => {
+                        Duration::from_millis((due - now_millis()).clamp(0, i64::MAX) as u64)
+                    }
+                    _ => self.cfg.poll_interval,
+                };
+                let sleep = sleep.min(self.cfg.poll_interval);
+                if !sleep.is_zero() {
+                    let _ = tokio::time::timeout(sleep, self.wake.notified()).await;
+                }
+            }
+        }
+    }
+
+    fn take_slot(&self, entry: &Entry) -> bool {
+        let cap = entry.sub.delivery.max_in_flight;
+        let now = entry.runtime.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        if now > cap {
+            entry.runtime.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        if now == cap {
+            self.saturated
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(entry.key());
+        }
+        true
+    }
+
+    fn give_slot(&self, entry: &Entry) {
+        let before = entry.runtime.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if before >= entry.sub.delivery.max_in_flight {
+            self.saturated
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&entry.key());
+        }
+    }
+
+    async fn attempt(
+        self: Arc<Self>,
+        entry: Arc<Entry>,
+        d: ClaimedDelivery,
+        permit: OwnedSemaphorePermit,
+        done: mpsc::Sender<DeliveryUpdate>,
+    ) {
+        let update = self.run_attempt(&entry, &d).await;
+        self.give_slot(&entry);
+        drop(permit);
+        let _ = done.send(update).await;
+        self.wake();
+    }
+
+    async fn run_attempt(&self, entry: &Entry, d: &ClaimedDelivery) -> DeliveryUpdate {
+        let now = now_millis();
+        let sub = &entry.sub;
+        let update = |attempt, next, last_error| DeliveryUpdate {
+            delivery_id: d.delivery_id,
+            project: d.project.clone(),
+            subscription_id: d.subscription_id.clone(),
+            attempt,
+            next,
+            last_error,
+        };
+        let stored_limits = Limits {
+            max_attribute_bytes: usize::MAX,
+            max_extensions: usize::MAX,
+            max_extension_name_len: usize::MAX,
+            ..Limits::default()
+        };
+        let event = match Event::from_json_bytes(&d.body, &stored_limits) {
+            Ok(e) => e,
+            Err(p) => {
+                return update(
+                    None,
+                    Next::Dead {
+                        dead_letter_sink: false,
+                    },
+                    Some(format!("stored event unreadable: {}", p.detail)),
+                )
+            }
+        };
+        let cfg = match d.target {
+            Target::Sink => WebhookConfig::for_sink(sub),
+            Target::DeadLetterSink => match &sub.delivery.dead_letter_sink {
+                Some(url) => WebhookConfig::for_dead_letter(sub, url),
+                None => {
+                    return update(
+                        None,
+                        Next::Dead {
+                            dead_letter_sink: false,
+                        },
+                        Some("dead-letter sink removed".into()),
+                    )
+                }
+            },
+        };
+        let record = |r: &AttemptReport| Attempt {
+            id: 0,
+            delivery_id: d.delivery_id,
+            seq: d.seq,
+            event_id: event.id.clone(),
+            target: d.target,
+            at: now,
+            status: r.status,
+            latency_ms: r.latency_ms,
+            error: r.error.clone(),
+            response_body: r.response_body.clone(),
+        };
+
+        if d.target == Target::Sink {
+            if let Some(retry_at) = self.handshake_gate(entry, &cfg, now).await {
+                let (report, at) = retry_at;
+                return update(
+                    report.as_ref().map(record),
+                    Next::Release(at),
+                    report.and_then(|r| r.error),
+                );
+            }
+        }
+
+        let out = Outbound {
+            event: event.clone(),
+            msg_id: format!("msg_{}", d.seq),
+            timestamp: now / 1000,
+        };
+        let report = WebhookSink::new(self.client.clone(), cfg)
+            .deliver(&out)
+            .await;
+        let dead = Next::Dead {
+            dead_letter_sink: d.target == Target::Sink && sub.delivery.dead_letter_sink.is_some(),
+        };
+        let next = match &report.outcome {
+            Outcome::Delivered => Next::Delivered,
+            Outcome::Final => dead,
+            Outcome::Retryable { retry_after } => {
+                let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
+                match retry::next_attempt(
+                    &sub.delivery.retry,
+                    d.attempts + 1,
+                    d.created_at,
+                    now_millis(),
+                    *retry_after,
+                    jitter,
+                ) {
+                    retry::Next::RetryAt(at) => Next::RetryAt(at),
+                    retry::Next::Exhausted => dead,
+                }
+            }
+        };
+        if d.target == Target::Sink {
+            if report.outcome == Outcome::Delivered {
+                Registry::record_success(entry);
+            } else {
+                let failures = Registry::record_failure(entry);
+                let limit = sub.delivery.disable_after_failures;
+                if limit > 0 && failures >= limit {
+                    let why = format!(
+                        "{failures} consecutive failed attempts; last: {}",
+                        report.error.as_deref().unwrap_or("unknown error")
+                    );
+                    self.disable(entry, why).await;
+                }
+            }
+        }
+        update(Some(record(&report)), next, report.error)
+    }
+
+    /// `None` when the sink may receive events; otherwise when to look again (and the
+    /// handshake attempt to log, if one was made).
+    async fn handshake_gate(
+        &self,
+        entry: &Entry,
+        cfg: &WebhookConfig,
+        now: i64,
+    ) -> Option<(Option<AttemptReport>, i64)> {
+        let state = *entry
+            .runtime
+            .handshake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match state {
+            Handshake::NotNeeded | Handshake::Allowed => return None,
+            Handshake::RetryAt(at) if at > now => return Some((None, at)),
+            _ => {}
+        }
+        let started = std::time::Instant::now();
+        let result = handshake(&self.client, cfg, &self.cfg.origin).await;
+        let mut state = entry
+            .runtime
+            .handshake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => {
+                *state = Handshake::Allowed;
+                None
+            }
+            Err((status, why)) => {
+                let at = now + self.cfg.handshake_retry.as_millis() as i64;
+                *state = Handshake::RetryAt(at);
+                let report = AttemptReport {
+                    status,
+                    outcome: Outcome::Retryable { retry_after: None },
+                    latency_ms: started.elapsed().as_millis() as i64,
+                    error: Some(why),
+                    response_body: None,
+                };
+                Some((Some(report), at))
+            }
+        }
+    }
+
+    /// Disable a subscription (auto-disable). Its deliveries stay queued.
+    async fn disable(&self, entry: &Entry, reason: String) {
+        let Some(current) = self.registry.get(&entry.project, &entry.sub.id) else {
+            return;
+        };
+        if !current.sub.is_active() {
+            return;
+        }
+        let mut sub = current.sub.clone();
+        sub.state = SubscriptionState::Disabled {
+            reason: reason.clone(),
+            since: now_millis(),
+        };
+        let stored = StoredSubscription {
+            project: entry.project.clone(),
+            sub: sub.clone(),
+        };
+        if let Err(e) = self.store.put_subscription(&entry.project, &stored).await {
+            tracing::error!(error = %e, "could not persist auto-disable");
+            return;
+        }
+        tracing::warn!(project = %entry.project, subscription = %sub.id, %reason, "subscription disabled");
+        self.registry
+            .upsert(&entry.project, sub, current.filter.clone());
+    }
+
+    async fn completer(self: Arc<Self>, mut rx: mpsc::Receiver<DeliveryUpdate>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < 1024 {
+                match rx.try_recv() {
+                    Ok(u) => batch.push(u),
+                    Err(_) => break,
+                }
+            }
+            loop {
+                match self.store.complete(batch.clone()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "recording delivery outcomes failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            self.wake();
+        }
+    }
+}
+
+fn release(d: &ClaimedDelivery, at: i64) -> DeliveryUpdate {
+    DeliveryUpdate {
+        delivery_id: d.delivery_id,
+        project: d.project.clone(),
+        subscription_id: d.subscription_id.clone(),
+        attempt: None,
+        next: Next::Release(at),
+        last_error: None,
+    }
+}
+
+trait SendMany<T> {
+    async fn send_many(&self, items: Vec<T>) -> Result<(), mpsc::error::SendError<T>>;
+}
+
+impl<T> SendMany<T> for mpsc::Sender<T> {
+    async fn send_many(&self, items: Vec<T>) -> Result<(), mpsc::error::SendError<T>> {
+        for item in items {
+            self.send(item).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! Subscriptions in memory, compiled, with the routing index used at ingest. Routing
+//! narrows candidates by exact type (and falls back to the type-less list) before topic,
+//! source and filter checks, so cost does not grow with subscriptions that cannot match.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use herald_core::subscription::Subscription;
+use herald_core::{Event, Topic};
+use herald_filter::Filter;
+
+/// Whether a sink passed the CloudEvents webhook validation handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    NotNeeded,
+    Pending,
+    /// Refused or failed; try again at this time (ms).
+    RetryAt(i64),
+    Allowed,
+}
+
+/// Per-subscription runtime state that survives edits of the subscription.
+#[derive(Debug)]
+pub struct Runtime {
+    pub in_flight: AtomicU32,
+    pub consecutive_failures: AtomicU32,
+    pub handshake: Mutex<Handshake>,
+}
+
+/// A compiled subscription.
+#[derive(Debug)]
+pub struct Entry {
+    pub project: String,
+    pub sub: Subscription,
+    pub filter: Filter,
+    pub runtime: Arc<Runtime>,
+}
+
+impl Entry {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.project, self.sub.id)
+    }
+
+    /// Full match: topic prefix, type, source, then the filter expression.
+    pub fn matches(&self, topic: &Topic, event: &Event) -> bool {
+        self.sub.wants(topic, event) && (self.filter.is_trivial() || self.filter.matches(event))
+    }
+}
+
+#[derive(Debug, Default)]
+struct ProjectIndex {
+    by_id: HashMap<String, Arc<Entry>>,
+    by_type: HashMap<String, Vec<Arc<Entry>>>,
+    any_type: Vec<Arc<Entry>>,
+}
+
+impl ProjectIndex {
+    fn build(entries: impl Iterator<Item = Arc<Entry>>) -> ProjectIndex {
+        let mut idx = ProjectIndex::default();
+        for e in entries {
+            if e.sub.types.is_empty() {
+                idx.any_type.push(e.clone());
+            } else {
+                for t in &e.sub.types {
+                    idx.by_type.entry(t.clone()).or_default().push(e.clone());
+                }
+            }
+            idx.by_id.insert(e.sub.id.clone(), e);
+        }
+        idx
+    }
+}
+
+/// All subscriptions of all projects. Readers take a snapshot (`Arc`) of a project's
+/// index; writers rebuild that project's index (copy-on-write).
+#[derive(Default)]
+pub struct Registry {
+    projects: RwLock<HashMap<String, Arc<ProjectIndex>>>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn snapshot(&self, project: &str) -> Option<Arc<ProjectIndex>> {
+        self.projects
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(project)
+            .cloned()
+    }
+
+    /// Add or replace a subscription. Runtime state carries over; the handshake is
+    /// redone when the sink or the handshake setting changed.
+    pub fn upsert(&self, project: &str, sub: Subscription, filter: Filter) -> Arc<Entry> {
+        let mut map = self.projects.write().unwrap_or_else(|p| p.into_inner());
+        let old_index = map.get(project).cloned().unwrap_or_default();
+        let old = old_index.by_id.get(&sub.id);
+        let handshake = if sub.protocolsettings.handshake {
+            Handshake::Pending
+        } else {
+            Handshake::NotNeeded
+        };
+        let runtime = match old {
+            Some(o) => {
+                let same_sink = o.sub.sink == sub.sink
+                    && o.sub.protocolsettings.handshake == sub.protocolsettings.handshake;
+                if !same_sink {
+                    *o.runtime
+                        .handshake
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = handshake;
+                }
+                o.runtime.clone()
+            }
+            None => Arc::new(Runtime {
+                in_flight: AtomicU32::new(0),
+                consecutive_failures: AtomicU32::new(0),
+                handshake: Mutex::new(handshake),
+            }),
+        };
+        let entry = Arc::new(Entry {
+            project: project.to_string(),
+            sub,
+            filter,
+            runtime,
+        });
+        let others = old_index
+            .by_id
+            .values()
+            .filter(|e| e.sub.id != entry.sub.id)
+            .cloned();
+        let index = ProjectIndex::build(others.chain(std::iter::once(entry.clone())));
+        map.insert(project.to_string(), Arc::new(index));
+        entry
+    }
+
+    pub fn remove(&self, project: &str, id: &str) -> Option<Arc<Entry>> {
+        let mut map = self.projects.write().unwrap_or_else(|p| p.into_inner());
+        let old_index = map.get(project).cloned()?;
+        let removed = old_index.by_id.get(id).cloned()?;
+        let index =
+            ProjectIndex::build(old_index.by_id.values().filter(|e| e.sub.id != id).cloned());
+        map.insert(project.to_string(), Arc::new(index));
+        Some(removed)
+    }
+
+    pub fn get(&self, project: &str, id: &str) -> Option<Arc<Entry>> {
+        self.snapshot(project)?.by_id.get(id).cloned()
+    }
+
+    /// Subscriptions of a project, ordered by id.
+    pub fn list(&self, project: &str) -> Vec<Arc<Entry>> {
+        let mut v: Vec<_> = self
+            .snapshot(project)
+            .map(|i| i.by_id.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.sub.id.cmp(&b.sub.id));
+        v
+    }
+
+    /// Ids of the subscriptions (active or not: a disabled one keeps its backlog) that
+    /// want this event.
+    pub fn route(&self, project: &str, topic: &Topic, event: &Event) -> Vec<String> {
+        let Some(idx) = self.snapshot(project) else {
+            return Vec::new();
+        };
+        let typed = idx
+            .by_type
+            .get(&event.ty)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        typed
+            .iter()
+            .chain(idx.any_type.iter())
+            .filter(|e| e.matches(topic, event))
+            .map(|e| e.sub.id.clone())
+            .collect()
+    }
+
+    /// Count a failed attempt; returns the new consecutive-failure count.
+    pub fn record_failure(entry: &Entry) -> u32 {
+        entry
+            .runtime
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            + 1
+    }
+
+    pub fn record_success(entry: &Entry) {
+        entry
+            .runtime
+            .consecutive_failures
+            .store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sub(v: serde_json::Value) -> (Subscription, Filter) {
+        let s: Subscription = serde_json::from_value(v).unwrap();
+        let f = herald_filter::compile(&s.filters).unwrap();
+        (s, f)
+    }
+
+    #[test]
+    fn routes_by_type_topic_source_and_filter() {
+        let r = Registry::new();
+        let (s, f) = sub(json!({"id": "a", "sink": "http://x", "types": ["order.created"]}));
+        r.upsert("p", s, f);
+        let (s, f) =
+            sub(json!({"id": "b", "sink": "http://x", "topics": [["service", "production"]]}));
+        r.upsert("p", s, f);
+        let (s, f) = sub(
+            json!({"id": "c", "sink": "http://x", "filters": [{"prefix": {"subject": "vip/"}}]}),
+        );
+        r.upsert("p", s, f);
+        let (s, f) = sub(json!({"id": "d", "sink": "http://x", "source": "/shop"}));
+        r.upsert("p", s, f);
+
+        let mut e = Event::new("1", "/shop", "order.created");
+        let root = Topic::root();
+        assert_eq!(r.route("p", &root, &e), vec!["a", "d"]);
+        let prod = Topic::parse("service/production/finance").unwrap();
+        let mut got = r.route("p", &prod, &e);
+        got.sort();
+        assert_eq!(got, vec!["a", "b", "d"]);
+        e.subject = Some("vip/1".into());
+        e.source = "/other".into();
+        let mut got = r.route("p", &root, &e);
+        got.sort();
+        assert_eq!(got, vec!["a", "c"]);
+        assert!(r.route("other-project", &root, &e).is_empty());
+
+        r.remove("p", "a");
+        assert_eq!(r.route("p", &root, &e), vec!["c"]);
+    }
+
+    #[test]
+    fn runtime_state_survives_updates() {
+        let r = Registry::new();
+        let (s, f) = sub(json!({"id": "a", "sink": "http://x"}));
+        let e1 = r.upsert("p", s.clone(), f.clone());
+        Registry::record_failure(&e1);
+        let e2 = r.upsert("p", s, f);
+        assert_eq!(e2.runtime.consecutive_failures.load(Ordering::Relaxed), 1);
+    }
+}

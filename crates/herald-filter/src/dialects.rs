@@ -1,0 +1,174 @@
+//! The Subscriptions API `filters` array compiled into a [`Filter`] tree. The array is an
+//! implicit `all`; unknown dialects are refused at compile time, as the spec requires.
+
+use herald_core::Event;
+use serde_json::Value;
+
+/// Deepest nesting of `all`/`any`/`not` accepted.
+pub const MAX_DEPTH: usize = 32;
+
+#[derive(Debug, Clone)]
+pub enum Filter {
+    Exact(Vec<(String, String)>),
+    Prefix(Vec<(String, String)>),
+    Suffix(Vec<(String, String)>),
+    All(Vec<Filter>),
+    Any(Vec<Filter>),
+    Not(Box<Filter>),
+}
+
+/// Why a filter was refused, with the JSON path of the offending part (`filters[0].all[1]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FilterError {
+    pub path: String,
+    pub message: String,
+}
+
+fn err(path: &str, message: impl Into<String>) -> FilterError {
+    FilterError { path: path.to_string(), message: message.into() }
+}
+
+/// Compile a subscription's `filters` array (empty = match everything).
+pub fn compile(filters: &[Value]) -> Result<Filter, FilterError> {
+    let compiled = filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| compile_one(f, &format!("filters[{i}]"), 1))
+        .collect::<Result<_, _>>()?;
+    Ok(Filter::All(compiled))
+}
+
+fn compile_one(v: &Value, path: &str, depth: usize) -> Result<Filter, FilterError> {
+    if depth > MAX_DEPTH {
+        return Err(err(path, format!("filters nest deeper than {MAX_DEPTH} levels")));
+    }
+    let Value::Object(obj) = v else {
+        return Err(err(path, "a filter is an object with exactly one dialect key, e.g. {\"exact\": {\"type\": \"x\"}}"));
+    };
+    if obj.len() != 1 {
+        return Err(err(path, format!("a filter has exactly one dialect key; found {}", obj.len())));
+    }
+    let (dialect, body) = obj.iter().next().expect("one key");
+    let here = format!("{path}.{dialect}");
+    match dialect.as_str() {
+        "exact" => Ok(Filter::Exact(attribute_map(body, &here)?)),
+        "prefix" => Ok(Filter::Prefix(attribute_map(body, &here)?)),
+        "suffix" => Ok(Filter::Suffix(attribute_map(body, &here)?)),
+        "all" | "any" => {
+            let Value::Array(items) = body else {
+                return Err(err(&here, "must be an array of filters"));
+            };
+            if items.is_empty() {
+                return Err(err(&here, "must hold at least one filter"));
+            }
+            let nested = items
+                .iter()
+                .enumerate()
+                .map(|(i, f)| compile_one(f, &format!("{here}[{i}]"), depth + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(if dialect == "all" { Filter::All(nested) } else { Filter::Any(nested) })
+        }
+        "not" => Ok(Filter::Not(Box::new(compile_one(body, &here, depth + 1)?))),
+        other => Err(err(
+            path,
+            format!("filter dialect '{other}' is not supported; supported dialects: exact, prefix, suffix, all, any, not"),
+        )),
+    }
+}
+
+fn attribute_map(v: &Value, path: &str) -> Result<Vec<(String, String)>, FilterError> {
+    let Value::Object(obj) = v else {
+        return Err(err(path, "must be an object of attribute name to string value"));
+    };
+    if obj.is_empty() {
+        return Err(err(path, "must name at least one attribute"));
+    }
+    obj.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) if !k.is_empty() && !s.is_empty() => Ok((k.clone(), s.clone())),
+            Value::String(_) => Err(err(path, "attribute names and values must not be empty strings")),
+            _ => Err(err(&format!("{path}.{k}"), "must be a string")),
+        })
+        .collect()
+}
+
+impl Filter {
+    /// Does the event pass? Missing attributes never match `exact`/`prefix`/`suffix`.
+    pub fn matches(&self, event: &Event) -> bool {
+        let test = |pairs: &[(String, String)], f: fn(&str, &str) -> bool| {
+            pairs.iter().all(|(name, want)| match event.attribute_str(name) {
+                Some(have) => f(have, want),
+                None => event.attribute(name).is_some_and(|have| f(&have, want)),
+            })
+        };
+        match self {
+            Filter::Exact(p) => test(p, |h, w| h == w),
+            Filter::Prefix(p) => test(p, |h, w| h.starts_with(w)),
+            Filter::Suffix(p) => test(p, |h, w| h.ends_with(w)),
+            Filter::All(fs) => fs.iter().all(|f| f.matches(event)),
+            Filter::Any(fs) => fs.iter().any(|f| f.matches(event)),
+            Filter::Not(f) => !f.matches(event),
+        }
+    }
+
+    /// True for the empty filter (matches everything without looking).
+    pub fn is_trivial(&self) -> bool {
+        matches!(self, Filter::All(fs) if fs.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_core::ExtValue;
+    use serde_json::json;
+
+    fn event() -> Event {
+        let mut e = Event::new("1", "https://github.com/cloudevents/spec", "com.github.push");
+        e.subject = Some("https://github.com/cloudevents/spec".into());
+        e.extensions.insert("count".into(), ExtValue::Integer(7));
+        e
+    }
+
+    fn check(filters: Value) -> bool {
+        compile(filters.as_array().unwrap()).unwrap().matches(&event())
+    }
+
+    #[test]
+    fn spec_dialects_match() {
+        assert!(check(json!([])));
+        assert!(check(json!([{"exact": {"type": "com.github.push", "subject": "https://github.com/cloudevents/spec"}}])));
+        assert!(!check(json!([{"exact": {"type": "com.github.Push"}}])));
+        assert!(check(json!([{"prefix": {"type": "com.github."}}])));
+        assert!(check(json!([{"suffix": {"subject": "/cloudevents/spec"}}])));
+        assert!(!check(json!([{"suffix": {"dataschema": "x"}}])));
+        assert!(check(json!([{"exact": {"count": "7"}}])));
+        assert!(check(json!([{"any": [{"exact": {"type": "nope"}}, {"prefix": {"source": "https://github.com"}}]}])));
+        assert!(!check(json!([{"all": [{"exact": {"type": "nope"}}, {"prefix": {"source": "https://github.com"}}]}])));
+        assert!(!check(json!([{"not": {"exact": {"type": "com.github.push"}}}])));
+        assert!(!check(json!([{"prefix": {"type": "com."}}, {"exact": {"type": "x"}}])), "array is AND");
+    }
+
+    #[test]
+    fn refuses_unsupported_and_malformed() {
+        let cases = [
+            (json!([{"jsonpath": "$.x"}]), "filters[0]", "not supported"),
+            (json!([{"all": []}]), "filters[0].all", "at least one"),
+            (json!([{"exact": {"type": ""}}]), "filters[0].exact", "empty"),
+            (json!([{"exact": {"type": 1}}]), "filters[0].exact.type", "string"),
+            (json!([{"any": [{"not": {"bogus": {}}}]}]), "filters[0].any[0].not", "not supported"),
+            (json!([{"exact": {"a": "b"}, "prefix": {"a": "b"}}]), "filters[0]", "exactly one"),
+        ];
+        for (f, path, msg) in cases {
+            let e = compile(f.as_array().unwrap()).unwrap_err();
+            assert_eq!(e.path, path);
+            assert!(e.message.contains(msg), "{}", e.message);
+        }
+        let mut deep = json!({"exact": {"type": "x"}});
+        for _ in 0..40 {
+            deep = json!({"not": deep});
+        }
+        assert!(compile(&[deep]).unwrap_err().message.contains("deeper"));
+    }
+}

@@ -1,0 +1,86 @@
+//! The SQLite schema and connection settings. WAL with `synchronous=FULL`: a commit is
+//! durable when it returns, and the writer's group commit keeps that to one fsync per group.
+
+use rusqlite::Connection;
+
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS projects (
+    name TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    type TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_project ON events(project, seq);
+CREATE INDEX IF NOT EXISTS events_by_time ON events(received_at);
+CREATE TABLE IF NOT EXISTS dedup (
+    project TEXT NOT NULL,
+    source TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (project, source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_by_time ON dedup(received_at);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    project TEXT NOT NULL,
+    id TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (project, id)
+) WITHOUT ROWID;
+-- state: 0 pending (leased while lease_until is in the future), 1 dead.
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    target INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    due_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    created_at INTEGER NOT NULL,
+    dead_at INTEGER,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, due_at);
+CREATE INDEX IF NOT EXISTS deliveries_by_subscription ON deliveries(project, subscription_id, state, id);
+CREATE INDEX IF NOT EXISTS deliveries_by_seq ON deliveries(seq);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    delivery_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    target INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    status INTEGER,
+    latency_ms INTEGER NOT NULL,
+    error TEXT,
+    response_body TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_by_subscription ON attempts(project, subscription_id, id);
+CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts(at);
+"#;
+
+pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -16_000)?;
+    if writer {
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+    } else {
+        conn.pragma_update(None, "query_only", true)?;
+    }
+    Ok(())
+}
