@@ -1,1 +1,88 @@
-//! herald-server
+//! The Herald HTTP server: ingest (CloudEvents over HTTP in every mode), projects,
+//! subscriptions and their delivery records, wired to the store and the delivery engine.
+
+pub mod api;
+pub mod config;
+pub mod error;
+mod state;
+
+use std::sync::Arc;
+
+use herald_delivery::{Engine, EngineConfig, Registry};
+use herald_store::sqlite::SqliteStore;
+use herald_store::Store;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// Open the store, load subscriptions, start delivery, and build the app state.
+pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let registry = Arc::new(Registry::new());
+    for stored in store.load_subscriptions().await? {
+        match herald_filter::compile(&stored.sub.filters) {
+            Ok(filter) => {
+                registry.upsert(&stored.project, stored.sub, filter);
+            }
+            Err(e) => {
+                tracing::error!(project = %stored.project, subscription = %stored.sub.id, error = %e,
+                "stored subscription has a filter this version cannot compile; it is not routed")
+            }
+        }
+    }
+    let engine = Engine::new(
+        store.clone(),
+        registry.clone(),
+        EngineConfig {
+            max_concurrency: config.delivery.max_concurrency,
+            poll_interval: config.delivery.poll_interval,
+            origin: config.delivery.origin.clone(),
+            handshake_retry: config.delivery.handshake_retry,
+            ..EngineConfig::default()
+        },
+    );
+    engine.spawn();
+    let projects = store.list_projects().await?;
+    let state = Arc::new(AppState::new(config, store, registry, engine, projects));
+    tokio::spawn(state::maintenance(state.clone()));
+    Ok(state)
+}
+
+/// Serve until `shutdown` resolves. Prints the bound address on stdout (tests read it).
+pub async fn serve(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow_like::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow_like::Error(format!("cannot listen on {}: {e}", config.listen)))?;
+    let state = start(config).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| anyhow_like::Error(e.to_string()))?;
+    println!("herald listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "herald is serving");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| anyhow_like::Error(e.to_string()))
+}
+
+/// A minimal error type for start-up failures (kept local so the library has no anyhow).
+pub mod anyhow_like {
+    #[derive(Debug)]
+    pub struct Error(pub String);
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Error {}
+    impl From<herald_store::StoreError> for Error {
+        fn from(e: herald_store::StoreError) -> Self {
+            Error(e.to_string())
+        }
+    }
+    pub type Result<T> = std::result::Result<T, Error>;
+}

@@ -1,0 +1,177 @@
+//! Ingest: `POST /v1/api/{project}/events` and `.../topics/{topic path}/events` in binary,
+//! structured and batch mode. The answer is 202 only once the events and their routed
+//! deliveries are committed; `OPTIONS` answers the CloudEvents webhook handshake.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::binding::decode_request;
+use herald_core::{now_millis, Problem, Topic};
+use herald_store::{AppendBatch, AppendOutcome, NewEvent};
+use serde_json::json;
+
+use super::projects::require;
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+pub async fn root(
+    State(app): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    ingest(app, project, Topic::root(), headers, body).await
+}
+
+pub async fn topic(
+    State(app): State<Arc<AppState>>,
+    Path((project, path)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let topic = topic_of(&path)?;
+    ingest(app, project, topic, headers, body).await
+}
+
+fn topic_of(path: &str) -> ApiResult<Topic> {
+    let Some(topic) =
+        path.strip_suffix("/events")
+            .or(if path == "events" { Some("") } else { None })
+    else {
+        return Err(ApiError(Problem::not_found(
+            "route",
+            "topic ingest paths end with /events, e.g. /v1/api/default/topics/service/production/events",
+        )));
+    };
+    Ok(Topic::parse(topic)?)
+}
+
+async fn ingest(
+    app: Arc<AppState>,
+    project: String,
+    topic: Topic,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require(&app, &project)?;
+    let limit = app.config.limits.max_body_bytes;
+    let too_large = || {
+        ApiError(Problem::too_large(format!(
+            "the request body exceeds the limit of {limit} bytes"
+        )))
+    };
+    if let Some(len) = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    let pairs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let (_, events) = decode_request(&pairs, &body, &app.config.limits)?;
+
+    let received_at = now_millis();
+    let topic_path = topic.as_path();
+    let new_events: Vec<NewEvent> = events
+        .iter()
+        .map(|e| NewEvent {
+            id: e.id.clone(),
+            source: e.source.clone(),
+            ty: e.ty.clone(),
+            topic: topic_path.clone(),
+            received_at,
+            body: e.to_json_bytes(),
+            deliveries: app.registry.route(&project, &topic, e),
+        })
+        .collect();
+    let batch = AppendBatch {
+        project: project.clone(),
+        dedup_window_ms: app.config.dedup_window.as_millis() as i64,
+        events: new_events,
+    };
+    // The commit runs in its own task: if the client goes away mid-request, what was
+    // committed is still handed to the delivery engine.
+    let (store, engine) = (app.store.clone(), app.engine.clone());
+    let outcomes = tokio::spawn(async move {
+        let r = store.append(batch).await;
+        if r.is_ok() {
+            engine.wake();
+        }
+        r
+    })
+    .await
+    .map_err(|e| ApiError(Problem::internal(format!("ingest task failed: {e}"))))??;
+
+    let items: Vec<_> = events
+        .iter()
+        .zip(&outcomes)
+        .map(|(e, o)| match o {
+            AppendOutcome::Stored { seq } => {
+                json!({"id": e.id, "source": e.source, "seq": seq, "duplicate": false})
+            }
+            AppendOutcome::Duplicate { seq } => {
+                json!({"id": e.id, "source": e.source, "seq": seq, "duplicate": true})
+            }
+        })
+        .collect();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| matches!(o, AppendOutcome::Duplicate { .. }))
+        .count();
+    let body =
+        json!({"accepted": outcomes.len() - duplicates, "duplicates": duplicates, "events": items});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The CloudEvents webhook validation handshake (abuse protection), receiving side.
+pub async fn handshake(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let cfg = &app.config.webhook;
+    let origin = headers
+        .get("webhook-request-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let allowed = match origin {
+        Some(o)
+            if cfg
+                .allowed_origins
+                .iter()
+                .any(|a| a == "*" || a.eq_ignore_ascii_case(o)) =>
+        {
+            Some(o.to_string())
+        }
+        Some(_) => None,
+        None if cfg.allowed_origins.iter().any(|a| a == "*") => Some("*".to_string()),
+        None => None,
+    };
+    let Some(allowed) = allowed else {
+        return ApiError(Problem::new(
+            403,
+            "origin-not-allowed",
+            "Forbidden",
+            "this origin may not send events here",
+        ))
+        .into_response();
+    };
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    h.insert("allow", HeaderValue::from_static("POST, OPTIONS"));
+    if let Ok(v) = HeaderValue::from_str(&allowed) {
+        h.insert("webhook-allowed-origin", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cfg.allowed_rate) {
+        h.insert("webhook-allowed-rate", v);
+    }
+    resp
+}

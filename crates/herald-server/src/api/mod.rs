@@ -1,0 +1,75 @@
+//! The HTTP API: one module per resource; this file is the route table.
+
+mod ingest;
+mod projects;
+mod subscriptions;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/v1/api", get(projects::list))
+        .route("/v1/api/{project}", get(projects::get).put(projects::put))
+        .route(
+            "/v1/api/{project}/events",
+            post(ingest::root).options(ingest::handshake),
+        )
+        .route(
+            "/v1/api/{project}/topics/{*path}",
+            post(ingest::topic).options(ingest::handshake),
+        )
+        .route(
+            "/v1/api/{project}/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/v1/api/{project}/subscriptions/{id}",
+            get(subscriptions::get)
+                .put(subscriptions::replace)
+                .delete(subscriptions::delete),
+        )
+        .route(
+            "/v1/api/{project}/subscriptions/{id}/enable",
+            post(subscriptions::enable),
+        )
+        .route(
+            "/v1/api/{project}/subscriptions/{id}/disable",
+            post(subscriptions::disable),
+        )
+        .route(
+            "/v1/api/{project}/subscriptions/{id}/secret",
+            get(subscriptions::secret),
+        )
+        .route(
+            "/v1/api/{project}/subscriptions/{id}/attempts",
+            get(subscriptions::attempts),
+        )
+        .route(
+            "/v1/api/{project}/subscriptions/{id}/dead-letters",
+            get(subscriptions::dead_letters),
+        )
+        .route(
+            "/v1/api/{project}/subscriptions/{id}/dead-letters/redeliver",
+            post(subscriptions::redeliver_all),
+        )
+        .route(
+            "/v1/api/{project}/subscriptions/{id}/dead-letters/{delivery}/redeliver",
+            post(subscriptions::redeliver_one),
+        )
+        .fallback(|| async {
+            crate::error::ApiError(herald_core::Problem::not_found(
+                "route",
+                "no such endpoint; see the README for the API",
+            ))
+        })
+        .with_state(state)
+}

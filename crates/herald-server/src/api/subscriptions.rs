@@ -1,0 +1,279 @@
+//! Subscriptions in the shape of the CloudEvents Subscriptions API, plus their delivery
+//! records: attempts, dead letters (with redeliver), enable/disable. Secrets
+//! (`signing_secret`, `sinkcredential`) are write-only: shown on create, never on reads.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::signing::generate_secret;
+use herald_core::subscription::{Subscription, SubscriptionState};
+use herald_core::{now_millis, Problem};
+use herald_delivery::registry::Entry;
+use herald_filter::Filter;
+use herald_store::StoredSubscription;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::projects::require;
+use crate::error::{parse_json, ApiError, ApiResult};
+use crate::AppState;
+
+type SubPath = Path<(String, String)>;
+
+/// The read view: secrets removed, credential reduced to its type.
+fn view(sub: &Subscription) -> Value {
+    let mut v = serde_json::to_value(sub).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("signing_secret");
+        if let Some(c) = &sub.sinkcredential {
+            obj.insert("sinkcredential".into(), c.redacted());
+        }
+    }
+    v
+}
+
+fn compile(sub: &Subscription) -> ApiResult<Filter> {
+    herald_filter::compile(&sub.filters)
+        .map_err(|e| ApiError(Problem::bad_request("invalid-filter", e.to_string())))
+}
+
+fn find(app: &AppState, project: &str, id: &str) -> ApiResult<Arc<Entry>> {
+    require(app, project)?;
+    app.registry.get(project, id).ok_or_else(|| {
+        ApiError(Problem::not_found(
+            "subscription",
+            format!("subscription '{id}' does not exist in project '{project}'"),
+        ))
+    })
+}
+
+async fn save(
+    app: &AppState,
+    project: &str,
+    sub: Subscription,
+    filter: Filter,
+) -> ApiResult<Arc<Entry>> {
+    let stored = StoredSubscription {
+        project: project.to_string(),
+        sub: sub.clone(),
+    };
+    app.store.put_subscription(project, &stored).await?;
+    Ok(app.registry.upsert(project, sub, filter))
+}
+
+pub async fn create(
+    State(app): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require(&app, &project)?;
+    let mut sub: Subscription = parse_json(&body, "subscription")?;
+    // The spec: an `id` on input is ignored; the manager assigns one.
+    sub.id = format!("sub_{}", uuid::Uuid::now_v7().simple());
+    sub.state = SubscriptionState::Active;
+    sub.created_at = now_millis();
+    sub.updated_at = sub.created_at;
+    sub.validate()?;
+    let filter = compile(&sub)?;
+    if sub.signing_secret.is_none() {
+        sub.signing_secret = Some(generate_secret());
+    }
+    save(&app, &project, sub.clone(), filter).await?;
+    let mut body = view(&sub);
+    body["signing_secret"] = json!(sub.signing_secret);
+    let location = format!("/v1/api/{project}/subscriptions/{}", sub.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&app, &project)?;
+    let subs: Vec<Value> = app
+        .registry
+        .list(&project)
+        .iter()
+        .map(|e| view(&e.sub))
+        .collect();
+    Ok(Json(Value::Array(subs)))
+}
+
+pub async fn get(
+    State(app): State<Arc<AppState>>,
+    Path((project, id)): SubPath,
+) -> ApiResult<Json<Value>> {
+    let entry = find(&app, &project, &id)?;
+    let backlog = app.store.backlog(&project, &id).await?;
+    let mut body = view(&entry.sub);
+    body["backlog"] = json!(backlog);
+    Ok(Json(body))
+}
+
+pub async fn replace(
+    State(app): State<Arc<AppState>>,
+    Path((project, id)): SubPath,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let current = find(&app, &project, &id)?;
+    let mut sub: Subscription = parse_json(&body, "subscription")?;
+    sub.id = id;
+    sub.state = current.sub.state.clone();
+    sub.created_at = current.sub.created_at;
+    sub.updated_at = now_millis();
+    // Write-only fields keep their value when a client (who cannot read them) omits them.
+    if sub.signing_secret.is_none() {
+        sub.signing_secret = current.sub.signing_secret.clone();
+    }
+    if sub.sinkcredential.is_none() {
+        sub.sinkcredential = current.sub.sinkcredential.clone();
+    }
+    sub.validate()?;
+    let filter = compile(&sub)?;
+    let entry = save(&app, &project, sub, filter).await?;
+    Ok(Json(view(&entry.sub)))
+}
+
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    Path((project, id)): SubPath,
+) -> ApiResult<StatusCode> {
+    find(&app, &project, &id)?;
+    app.store.delete_subscription(&project, &id).await?;
+    app.registry.remove(&project, &id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Re-activate a subscription; everything queued meanwhile becomes due at once.
+pub async fn enable(
+    State(app): State<Arc<AppState>>,
+    Path((project, id)): SubPath,
+) -> ApiResult<Json<Value>> {
+    let entry = find(&app, &project, &id)?;
+    let mut sub = entry.sub.clone();
+    sub.state = SubscriptionState::Active;
+    sub.updated_at = now_millis();
+    herald_delivery::Registry::record_success(&entry);
+    let entry = save(&app, &project, sub, entry.filter.clone()).await?;
+    app.store.make_due(&project, &id, now_millis()).await?;
+    app.engine.wake();
+    Ok(Json(view(&entry.sub)))
+}
+
+/// Pause deliveries by hand; events keep being queued for the subscription.
+pub async fn disable(
+    State(app): State<Arc<AppState>>,
+    Path((project, id)): SubPath,
+) -> ApiResult<Json<Value>> {
+    let entry = find(&app, &project, &id)?;
+    let mut sub = entry.sub.clone();
+    if sub.is_active() {
+        sub.state = SubscriptionState::Disabled {
+            reason: "disabled through the API".into(),
+            since: now_millis(),
+        };
+        sub.updated_at = now_millis();
+    }
+    let entry = save(&app, &project, sub, entry.filter.clone()).await?;
+    Ok(Json(view(&entry.sub)))
+}
+
+pub async fn secret(
+    State(app): State<Arc<AppState>>,
+    Path((project, id)): SubPath,
+) -> ApiResult<Json<Value>> {
+    let entry = find(&app, &project, &id)?;
+    Ok(Json(json!({"signing_secret": entry.sub.signing_secret})))
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    limit: Option<usize>,
+    before: Option<i64>,
+}
+
+impl Page {
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(100).clamp(1, 1000)
+    }
+}
+
+pub async fn attempts(
+    State(app): State<Arc<AppState>>,
+    Path((project, id)): SubPath,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    find(&app, &project, &id)?;
+    let items = app
+        .store
+        .list_attempts(&project, &id, page.limit(), page.before)
+        .await?;
+    Ok(Json(json!({"attempts": items})))
+}
+
+pub async fn dead_letters(
+    State(app): State<Arc<AppState>>,
+    Path((project, id)): SubPath,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    find(&app, &project, &id)?;
+    let items = app
+        .store
+        .list_dead_letters(&project, &id, page.limit(), page.before)
+        .await?;
+    Ok(Json(json!({"dead_letters": items})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RedeliverBody {
+    ids: Option<Vec<i64>>,
+}
+
+/// Redeliver all dead letters of the subscription, or those listed in `{"ids": [...]}`.
+pub async fn redeliver_all(
+    State(app): State<Arc<AppState>>,
+    Path((project, id)): SubPath,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    find(&app, &project, &id)?;
+    let req: RedeliverBody = if body.is_empty() {
+        RedeliverBody::default()
+    } else {
+        parse_json(&body, "redeliver-request")?
+    };
+    let n = app
+        .store
+        .redeliver(&project, &id, req.ids, now_millis())
+        .await?;
+    app.engine.wake();
+    Ok(Json(json!({"redelivered": n})))
+}
+
+pub async fn redeliver_one(
+    State(app): State<Arc<AppState>>,
+    Path((project, id, delivery)): Path<(String, String, i64)>,
+) -> ApiResult<Json<Value>> {
+    find(&app, &project, &id)?;
+    let n = app
+        .store
+        .redeliver(&project, &id, Some(vec![delivery]), now_millis())
+        .await?;
+    if n == 0 {
+        return Err(ApiError(Problem::not_found(
+            "dead-letter",
+            format!("no dead letter {delivery} for subscription '{id}'"),
+        )));
+    }
+    app.engine.wake();
+    Ok(Json(json!({"redelivered": n})))
+}

@@ -1,0 +1,101 @@
+//! Server configuration: defaults that run with no file, overridable by `herald.toml`,
+//! `HERALD_*` environment variables and flags (the binary merges those).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herald_core::subscription::duration_str;
+use herald_core::Limits;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    /// A repeated (source, id) within this window is acknowledged and dropped.
+    #[serde(with = "duration_str")]
+    pub dedup_window: Duration,
+    pub delivery: DeliveryConfig,
+    pub retention: RetentionConfig,
+    pub webhook: WebhookIngestConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8765".parse().expect("valid address"),
+            data_dir: PathBuf::from("./herald-data"),
+            limits: Limits::default(),
+            dedup_window: Duration::from_secs(24 * 3600),
+            delivery: DeliveryConfig::default(),
+            retention: RetentionConfig::default(),
+            webhook: WebhookIngestConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Attempts in flight across all subscriptions.
+    pub max_concurrency: usize,
+    /// Longest idle sleep of the dispatcher.
+    #[serde(with = "duration_str")]
+    pub poll_interval: Duration,
+    /// `WebHook-Request-Origin` sent in sink handshakes.
+    pub origin: String,
+    #[serde(with = "duration_str")]
+    pub handshake_retry: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_concurrency: 512,
+            poll_interval: Duration::from_secs(1),
+            origin: "herald.localhost".into(),
+            handshake_retry: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Attempts kept per subscription (newest first).
+    pub attempts_per_subscription: usize,
+    /// Events no delivery needs any more are dropped after this long.
+    #[serde(with = "duration_str")]
+    pub events: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            attempts_per_subscription: 1000,
+            events: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// How the ingest endpoints answer the CloudEvents webhook validation handshake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookIngestConfig {
+    /// Origins allowed to send; `*` allows any (the request origin is echoed back).
+    pub allowed_origins: Vec<String>,
+    /// `WebHook-Allowed-Rate` (requests per minute, or `*`).
+    pub allowed_rate: String,
+}
+
+impl Default for WebhookIngestConfig {
+    fn default() -> Self {
+        WebhookIngestConfig {
+            allowed_origins: vec!["*".into()],
+            allowed_rate: "*".into(),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The one error type of every handler: a [`Problem`] rendered as `application/problem+json`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use herald_core::Problem;
+use herald_store::StoreError;
+
+pub struct ApiError(pub Problem);
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        ApiError(p)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        ApiError(Problem::unavailable(format!(
+            "the event store is unavailable ({e}); retry later"
+        )))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self.0).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// Parse a JSON request body into `T`, explaining what is wrong in problem terms.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(Problem::bad_request(
+            &format!("invalid-{what}"),
+            format!("the {what} is not valid: {e}"),
+        ))
+    })
+}

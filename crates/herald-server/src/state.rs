@@ -1,0 +1,84 @@
+//! Shared server state and the periodic maintenance task (retention).
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use herald_core::now_millis;
+use herald_delivery::{Engine, Registry};
+use herald_store::Store;
+
+use crate::Config;
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub engine: Arc<Engine>,
+    projects: RwLock<HashSet<String>>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        engine: Arc<Engine>,
+        projects: Vec<String>,
+    ) -> Self {
+        AppState {
+            config,
+            store,
+            registry,
+            engine,
+            projects: RwLock::new(projects.into_iter().collect()),
+        }
+    }
+
+    pub fn project_exists(&self, name: &str) -> bool {
+        self.projects
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+
+    pub fn add_project(&self, name: &str) {
+        self.projects
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+    }
+
+    pub fn list_projects(&self) -> Vec<String> {
+        let mut v: Vec<_> = self
+            .projects
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Every minute: drop expired dedup keys, old attempts and events nothing needs.
+pub async fn maintenance(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let now = now_millis();
+        let r = &state.config.retention;
+        let result = state
+            .store
+            .prune(
+                now - state.config.dedup_window.as_millis() as i64,
+                r.attempts_per_subscription,
+                now - r.events.as_millis() as i64,
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "retention pass failed");
+        }
+    }
+}
