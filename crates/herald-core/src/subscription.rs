@@ -381,7 +381,7 @@ impl Subscription {
     /// Topic and type/source pre-filter (before filter expressions run).
     pub fn wants(&self, topic: &crate::Topic, event: &crate::Event) -> bool {
         self.topics.iter().any(|p| topic.starts_with(p))
-            && (self.types.is_empty() || self.types.iter().any(|t| *t == event.ty))
+            && (self.types.is_empty() || self.types.contains(&event.ty))
             && self.source.as_ref().is_none_or(|s| *s == event.source)
     }
 }

@@ -86,7 +86,7 @@ pub async fn send(args: SendArgs) -> Result<()> {
             let ty = args.ty.clone().context("--type is required (or --file)")?;
             let mut e = json!({
                 "specversion": "1.0",
-                "id": args.id.clone().unwrap_or_else(|| uuid_like()),
+                "id": args.id.clone().unwrap_or_else(uuid_like),
                 "source": args.source,
                 "type": ty,
             });
