@@ -265,7 +265,10 @@ impl Event {
             {
                 Some(Data::Text(s))
             }
-            (Some(v), None) => Some(Data::Json(v)),
+            (Some(v), None) => {
+                check_data_depth(&v)?;
+                Some(Data::Json(v))
+            }
             (None, None) => None,
         };
         let mut extensions = BTreeMap::new();
@@ -429,19 +432,43 @@ fn required(obj: &mut Map<String, Value>, name: &str) -> Result<String, Problem>
         .ok_or_else(|| Problem::invalid_event(format!("required attribute '{name}' is missing")))
 }
 
+/// Deepest nesting of JSON data accepted. The stored event wraps data one level deeper,
+/// and every stored event must stay readable by the JSON parser (limit 128).
+pub const MAX_DATA_DEPTH: usize = 100;
+
+fn check_data_depth(v: &Value) -> Result<(), Problem> {
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > MAX_DATA_DEPTH {
+            return Err(Problem::invalid_event(format!(
+                "data nests deeper than {MAX_DATA_DEPTH} levels"
+            )));
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Build `Data` from an HTTP body of the given content type (binary mode).
 pub fn data_from_body(content_type: Option<&str>, body: &[u8]) -> Result<Option<Data>, Problem> {
     if body.is_empty() {
         return Ok(None);
     }
     match content_type {
-        Some(ct) if is_json_media_type(ct) => serde_json::from_slice(body)
-            .map(|v| Some(Data::Json(v)))
-            .map_err(|e| {
+        Some(ct) if is_json_media_type(ct) => {
+            let value: Value = serde_json::from_slice(body).map_err(|e| {
                 Problem::invalid_event(format!(
                     "the body is declared as JSON ('{ct}') but is not valid JSON: {e}"
                 ))
-            }),
+            })?;
+            check_data_depth(&value)?;
+            // JSON `null` data is no data, as in the JSON event format.
+            Ok((!value.is_null()).then_some(Data::Json(value)))
+        }
         Some(ct) if is_text_media_type(ct) => match std::str::from_utf8(body) {
             Ok(s) => Ok(Some(Data::Text(s.to_string()))),
             Err(_) => Ok(Some(Data::Binary(body.to_vec()))),

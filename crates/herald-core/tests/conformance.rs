@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 fn suite_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/cloudevents-conformance")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/cloudevents-conformance")
 }
 
 /// A decoded HTTP request: header pairs and body.
@@ -93,10 +94,7 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for p in entries {
         if p.is_dir() {
             yaml_files(&p, out);
-        } else if matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
             out.push(p);
         }
     }
@@ -110,7 +108,11 @@ fn load_fixtures() -> (usize, Vec<Fixture>) {
     for file in &files {
         let text = std::fs::read_to_string(file)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-        let rel = file.strip_prefix(&root).unwrap_or(file).display().to_string();
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
         for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
             let origin = format!("{rel}#{i}");
             let v = serde_yaml::Value::deserialize(doc)
@@ -222,7 +224,12 @@ enum ExpectedData {
 }
 
 fn is_text_type(ct: &str) -> bool {
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence.starts_with("text/") || essence == "application/xml" || essence.ends_with("+xml")
 }
 
@@ -247,7 +254,11 @@ fn expected_data(f: &Fixture, mode: Mode) -> ExpectedData {
             }
         }
         _ => match structured_data(f) {
-            Some(Value::String(s)) if f.attrs.get("datacontenttype").is_some_and(|ct| !is_json(ct)) => {
+            Some(Value::String(s))
+                if f.attrs
+                    .get("datacontenttype")
+                    .is_some_and(|ct| !is_json(ct)) =>
+            {
                 ExpectedData::Text(s)
             }
             Some(v) => ExpectedData::Json(v),
@@ -486,8 +497,9 @@ fn parse_feature(text: &str) -> Vec<Outline> {
 }
 
 fn substitute(s: &str, row: &BTreeMap<String, String>) -> String {
-    row.iter()
-        .fold(s.to_string(), |acc, (k, v)| acc.replace(&format!("<{k}>"), v))
+    row.iter().fold(s.to_string(), |acc, (k, v)| {
+        acc.replace(&format!("<{k}>"), v)
+    })
 }
 
 /// Split a raw HTTP/1.1 request (as written in the feature file) into header pairs and

@@ -26,7 +26,10 @@ pub struct FilterError {
 }
 
 fn err(path: &str, message: impl Into<String>) -> FilterError {
-    FilterError { path: path.to_string(), message: message.into() }
+    FilterError {
+        path: path.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Compile a subscription's `filters` array (empty = match everything).
@@ -41,13 +44,19 @@ pub fn compile(filters: &[Value]) -> Result<Filter, FilterError> {
 
 fn compile_one(v: &Value, path: &str, depth: usize) -> Result<Filter, FilterError> {
     if depth > MAX_DEPTH {
-        return Err(err(path, format!("filters nest deeper than {MAX_DEPTH} levels")));
+        return Err(err(
+            path,
+            format!("filters nest deeper than {MAX_DEPTH} levels"),
+        ));
     }
     let Value::Object(obj) = v else {
         return Err(err(path, "a filter is an object with exactly one dialect key, e.g. {\"exact\": {\"type\": \"x\"}}"));
     };
     if obj.len() != 1 {
-        return Err(err(path, format!("a filter has exactly one dialect key; found {}", obj.len())));
+        return Err(err(
+            path,
+            format!("a filter has exactly one dialect key; found {}", obj.len()),
+        ));
     }
     let (dialect, body) = obj.iter().next().expect("one key");
     let here = format!("{path}.{dialect}");
@@ -79,7 +88,10 @@ fn compile_one(v: &Value, path: &str, depth: usize) -> Result<Filter, FilterErro
 
 fn attribute_map(v: &Value, path: &str) -> Result<Vec<(String, String)>, FilterError> {
     let Value::Object(obj) = v else {
-        return Err(err(path, "must be an object of attribute name to string value"));
+        return Err(err(
+            path,
+            "must be an object of attribute name to string value",
+        ));
     };
     if obj.is_empty() {
         return Err(err(path, "must name at least one attribute"));
@@ -87,7 +99,10 @@ fn attribute_map(v: &Value, path: &str) -> Result<Vec<(String, String)>, FilterE
     obj.iter()
         .map(|(k, v)| match v {
             Value::String(s) if !k.is_empty() && !s.is_empty() => Ok((k.clone(), s.clone())),
-            Value::String(_) => Err(err(path, "attribute names and values must not be empty strings")),
+            Value::String(_) => Err(err(
+                path,
+                "attribute names and values must not be empty strings",
+            )),
             _ => Err(err(&format!("{path}.{k}"), "must be a string")),
         })
         .collect()
@@ -97,10 +112,12 @@ impl Filter {
     /// Does the event pass? Missing attributes never match `exact`/`prefix`/`suffix`.
     pub fn matches(&self, event: &Event) -> bool {
         let test = |pairs: &[(String, String)], f: fn(&str, &str) -> bool| {
-            pairs.iter().all(|(name, want)| match event.attribute_str(name) {
-                Some(have) => f(have, want),
-                None => event.attribute(name).is_some_and(|have| f(&have, want)),
-            })
+            pairs
+                .iter()
+                .all(|(name, want)| match event.attribute_str(name) {
+                    Some(have) => f(have, want),
+                    None => event.attribute(name).is_some_and(|have| f(&have, want)),
+                })
         };
         match self {
             Filter::Exact(p) => test(p, |h, w| h == w),
@@ -125,29 +142,46 @@ mod tests {
     use serde_json::json;
 
     fn event() -> Event {
-        let mut e = Event::new("1", "https://github.com/cloudevents/spec", "com.github.push");
+        let mut e = Event::new(
+            "1",
+            "https://github.com/cloudevents/spec",
+            "com.github.push",
+        );
         e.subject = Some("https://github.com/cloudevents/spec".into());
         e.extensions.insert("count".into(), ExtValue::Integer(7));
         e
     }
 
     fn check(filters: Value) -> bool {
-        compile(filters.as_array().unwrap()).unwrap().matches(&event())
+        compile(filters.as_array().unwrap())
+            .unwrap()
+            .matches(&event())
     }
 
     #[test]
     fn spec_dialects_match() {
         assert!(check(json!([])));
-        assert!(check(json!([{"exact": {"type": "com.github.push", "subject": "https://github.com/cloudevents/spec"}}])));
+        assert!(check(
+            json!([{"exact": {"type": "com.github.push", "subject": "https://github.com/cloudevents/spec"}}])
+        ));
         assert!(!check(json!([{"exact": {"type": "com.github.Push"}}])));
         assert!(check(json!([{"prefix": {"type": "com.github."}}])));
         assert!(check(json!([{"suffix": {"subject": "/cloudevents/spec"}}])));
         assert!(!check(json!([{"suffix": {"dataschema": "x"}}])));
         assert!(check(json!([{"exact": {"count": "7"}}])));
-        assert!(check(json!([{"any": [{"exact": {"type": "nope"}}, {"prefix": {"source": "https://github.com"}}]}])));
-        assert!(!check(json!([{"all": [{"exact": {"type": "nope"}}, {"prefix": {"source": "https://github.com"}}]}])));
-        assert!(!check(json!([{"not": {"exact": {"type": "com.github.push"}}}])));
-        assert!(!check(json!([{"prefix": {"type": "com."}}, {"exact": {"type": "x"}}])), "array is AND");
+        assert!(check(
+            json!([{"any": [{"exact": {"type": "nope"}}, {"prefix": {"source": "https://github.com"}}]}])
+        ));
+        assert!(!check(
+            json!([{"all": [{"exact": {"type": "nope"}}, {"prefix": {"source": "https://github.com"}}]}])
+        ));
+        assert!(!check(
+            json!([{"not": {"exact": {"type": "com.github.push"}}}])
+        ));
+        assert!(
+            !check(json!([{"prefix": {"type": "com."}}, {"exact": {"type": "x"}}])),
+            "array is AND"
+        );
     }
 
     #[test]
@@ -155,10 +189,26 @@ mod tests {
         let cases = [
             (json!([{"jsonpath": "$.x"}]), "filters[0]", "not supported"),
             (json!([{"all": []}]), "filters[0].all", "at least one"),
-            (json!([{"exact": {"type": ""}}]), "filters[0].exact", "empty"),
-            (json!([{"exact": {"type": 1}}]), "filters[0].exact.type", "string"),
-            (json!([{"any": [{"not": {"bogus": {}}}]}]), "filters[0].any[0].not", "not supported"),
-            (json!([{"exact": {"a": "b"}, "prefix": {"a": "b"}}]), "filters[0]", "exactly one"),
+            (
+                json!([{"exact": {"type": ""}}]),
+                "filters[0].exact",
+                "empty",
+            ),
+            (
+                json!([{"exact": {"type": 1}}]),
+                "filters[0].exact.type",
+                "string",
+            ),
+            (
+                json!([{"any": [{"not": {"bogus": {}}}]}]),
+                "filters[0].any[0].not",
+                "not supported",
+            ),
+            (
+                json!([{"exact": {"a": "b"}, "prefix": {"a": "b"}}]),
+                "filters[0]",
+                "exactly one",
+            ),
         ];
         for (f, path, msg) in cases {
             let e = compile(f.as_array().unwrap()).unwrap_err();

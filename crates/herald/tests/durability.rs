@@ -19,7 +19,12 @@ async fn kill_9_during_a_loaded_backlog_loses_no_acknowledged_event() {
     let r = Receiver::start().await;
     // A slow receiver with a small in-flight cap: the backlog grows on disk.
     r.script(|_, _| Reply::status(200).delay(Duration::from_millis(20)));
-    subscribe(&h, "default", json!({"sink": r.url, "delivery": {"max_in_flight": 4}})).await;
+    subscribe(
+        &h,
+        "default",
+        json!({"sink": r.url, "delivery": {"max_in_flight": 4}}),
+    )
+    .await;
 
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let url = h.api("default/events");
@@ -47,14 +52,22 @@ async fn kill_9_during_a_loaded_backlog_loses_no_acknowledged_event() {
             }
         }));
     }
-    assert!(wait_until(Duration::from_secs(30), || acked.lock().unwrap().len() >= 400).await);
+    assert!(
+        wait_until(Duration::from_secs(30), || acked.lock().unwrap().len()
+            >= 400)
+        .await
+    );
     h.kill9();
     for s in senders {
         let _ = s.await;
     }
     let acked: Vec<String> = acked.lock().unwrap().clone();
     let delivered_before = r.delivered_ids().len();
-    assert!(delivered_before < acked.len(), "the backlog was not drained before the kill ({delivered_before} of {})", acked.len());
+    assert!(
+        delivered_before < acked.len(),
+        "the backlog was not drained before the kill ({delivered_before} of {})",
+        acked.len()
+    );
 
     let _h2 = Herald::start_in(tmp.path(), TEST_CONFIG);
     let done = wait_until(Duration::from_secs(60), || {
@@ -64,7 +77,12 @@ async fn kill_9_during_a_loaded_backlog_loses_no_acknowledged_event() {
     .await;
     let got: HashSet<String> = r.delivered_ids().into_iter().collect();
     let missing: Vec<_> = acked.iter().filter(|id| !got.contains(*id)).collect();
-    assert!(done, "{} acknowledged events never delivered, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        done,
+        "{} acknowledged events never delivered, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,16 +115,26 @@ async fn a_client_that_disconnects_mid_request_leaves_no_committed_event_behind(
             committed.push(id);
         }
     }
-    assert!(!committed.is_empty(), "at least some disconnected requests were committed");
-    assert!(wait_until(Duration::from_secs(10), || {
-        let got: HashSet<String> = r.delivered_ids().into_iter().collect();
-        (0..40).all(|i| got.contains(&format!("dc-{i}")))
-    })
-    .await, "every event delivered (committed before the disconnect or on the resend)");
+    assert!(
+        !committed.is_empty(),
+        "at least some disconnected requests were committed"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let got: HashSet<String> = r.delivered_ids().into_iter().collect();
+            (0..40).all(|i| got.contains(&format!("dc-{i}")))
+        })
+        .await,
+        "every event delivered (committed before the disconnect or on the resend)"
+    );
     // And exactly those re-sent as duplicates were not stored twice.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ids = r.delivered_ids();
     for id in &committed {
-        assert_eq!(ids.iter().filter(|x| *x == id).count(), 1, "{id} delivered once");
+        assert_eq!(
+            ids.iter().filter(|x| *x == id).count(),
+            1,
+            "{id} delivered once"
+        );
     }
 }

@@ -11,9 +11,19 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn post(h: &Herald, path: &str, ct: &str, body: &str) -> (u16, String, Value) {
-    let resp = client().post(h.api(path)).header("content-type", ct).body(body.to_string()).send().await.unwrap();
+    let resp = client()
+        .post(h.api(path))
+        .header("content-type", ct)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     (status, ct, resp.json().await.unwrap_or(Value::Null))
 }
 
@@ -30,11 +40,23 @@ async fn structured_and_batch_modes_are_delivered() {
         {"specversion": "1.0", "id": "b-2", "source": "/s", "type": "t", "data_base64": "AAEC"},
         {"specversion": "0.3", "id": "b-3", "source": "/s", "type": "t", "schemaurl": "http://s/1"}
     ]);
-    let (s, _, body) = post(&h, "default/events", "application/cloudevents-batch+json", &batch.to_string()).await;
+    let (s, _, body) = post(
+        &h,
+        "default/events",
+        "application/cloudevents-batch+json",
+        &batch.to_string(),
+    )
+    .await;
     assert_eq!(s, 202);
     assert_eq!(body["accepted"], 3);
     assert!(wait_until(WAIT, || r.posts().len() == 4).await);
-    let by_id = |id: &str| r.posts().into_iter().map(|p| p.json()).find(|j| j["id"] == id).unwrap();
+    let by_id = |id: &str| {
+        r.posts()
+            .into_iter()
+            .map(|p| p.json())
+            .find(|j| j["id"] == id)
+            .unwrap()
+    };
     assert_eq!(by_id("s-1")["data"], "hello");
     assert_eq!(by_id("b-1")["data"], json!({"n": 1}));
     assert_eq!(by_id("b-2")["data_base64"], "AAEC");
@@ -47,7 +69,12 @@ async fn structured_and_batch_modes_are_delivered() {
 async fn binary_mode_percent_decodes_and_keeps_bytes() {
     let h = Herald::start();
     let r = Receiver::start().await;
-    subscribe(&h, "default", json!({"sink": r.url, "protocolsettings": {"mode": "binary"}})).await;
+    subscribe(
+        &h,
+        "default",
+        json!({"sink": r.url, "protocolsettings": {"mode": "binary"}}),
+    )
+    .await;
     let resp = client()
         .post(h.api("default/events"))
         .header("ce-specversion", "1.0")
@@ -84,8 +111,17 @@ async fn repeated_source_and_id_is_acknowledged_but_not_delivered_again() {
         {"specversion": "1.0", "id": "dup-2", "source": "/s", "type": "t"},
         {"specversion": "1.0", "id": "dup-2", "source": "/s", "type": "t"}
     ]);
-    let (_, _, b3) = post(&h, "default/events", "application/cloudevents-batch+json", &batch.to_string()).await;
-    assert_eq!((b3["accepted"].as_i64(), b3["duplicates"].as_i64()), (Some(1), Some(1)));
+    let (_, _, b3) = post(
+        &h,
+        "default/events",
+        "application/cloudevents-batch+json",
+        &batch.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (b3["accepted"].as_i64(), b3["duplicates"].as_i64()),
+        (Some(1), Some(1))
+    );
     assert!(wait_until(WAIT, || r.posts().len() == 2).await);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(r.posts().len(), 2);
@@ -94,12 +130,18 @@ async fn repeated_source_and_id_is_acknowledged_but_not_delivered_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dedup_window_is_configurable() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = Herald::start_in(tmp.path(), &format!("dedup_window = \"200ms\"\n{TEST_CONFIG}"));
+    let h = Herald::start_in(
+        tmp.path(),
+        &format!("dedup_window = \"200ms\"\n{TEST_CONFIG}"),
+    );
     let (_, a) = send_binary(&h, "default", "w-1", "t", json!({})).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (_, b) = send_binary(&h, "default", "w-1", "t", json!({})).await;
     assert_eq!(a["accepted"], 1);
-    assert_eq!(b["accepted"], 1, "outside the window the event is new again");
+    assert_eq!(
+        b["accepted"], 1,
+        "outside the window the event is new again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -142,14 +184,34 @@ async fn projects_and_topics() {
     assert_eq!(resp.status(), 201);
     let resp = client().put(h.api("shop")).send().await.unwrap();
     assert_eq!(resp.status(), 200, "idempotent");
-    assert_eq!(client().put(h.api("Bad%20Name")).send().await.unwrap().status(), 400);
+    assert_eq!(
+        client()
+            .put(h.api("Bad%20Name"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
     let r = Receiver::start().await;
     subscribe(&h, "shop", json!({"sink": r.url})).await;
     let (s, _) = send_binary(&h, "shop", "p-1", "t", json!({})).await;
     assert_eq!(s, 202);
-    let (s, _, p) = post(&h, "shop/topics/a b/events", "application/cloudevents+json", "{}").await;
+    let (s, _, p) = post(
+        &h,
+        "shop/topics/a b/events",
+        "application/cloudevents+json",
+        "{}",
+    )
+    .await;
     assert_eq!(s, 400, "{p}");
-    let (s, _, _) = post(&h, "shop/topics/a/b/nope", "application/cloudevents+json", "{}").await;
+    let (s, _, _) = post(
+        &h,
+        "shop/topics/a/b/nope",
+        "application/cloudevents+json",
+        "{}",
+    )
+    .await;
     assert_eq!(s, 404);
     assert!(wait_until(WAIT, || r.posts().len() == 1).await);
 }
@@ -164,7 +226,10 @@ async fn ingest_answers_the_webhook_validation_handshake() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["webhook-allowed-origin"], "eventemitter.example.com");
+    assert_eq!(
+        resp.headers()["webhook-allowed-origin"],
+        "eventemitter.example.com"
+    );
     assert_eq!(resp.headers()["webhook-allowed-rate"], "*");
     assert!(resp.headers()["allow"].to_str().unwrap().contains("POST"));
 }
@@ -173,14 +238,35 @@ async fn ingest_answers_the_webhook_validation_handshake() {
 async fn subscription_api_refuses_bad_definitions() {
     let h = Herald::start();
     let cases = [
-        (json!({"sink": "http://x", "filters": [{"jsonpath": "$.a"}]}), "invalid-filter", "not supported"),
+        (
+            json!({"sink": "http://x", "filters": [{"jsonpath": "$.a"}]}),
+            "invalid-filter",
+            "not supported",
+        ),
         (json!({"sink": "ftp://x"}), "invalid-subscription", "sink"),
-        (json!({"sink": "http://x", "protocol": "MQTT5"}), "invalid-subscription", "protocol"),
-        (json!({"sink": "http://x", "unknown": 1}), "invalid-subscription", "unknown field"),
-        (json!({"sink": "http://x", "delivery": {"timeout": "soon"}}), "invalid-subscription", "invalid duration"),
+        (
+            json!({"sink": "http://x", "protocol": "MQTT5"}),
+            "invalid-subscription",
+            "protocol",
+        ),
+        (
+            json!({"sink": "http://x", "unknown": 1}),
+            "invalid-subscription",
+            "unknown field",
+        ),
+        (
+            json!({"sink": "http://x", "delivery": {"timeout": "soon"}}),
+            "invalid-subscription",
+            "invalid duration",
+        ),
     ];
     for (body, slug, needle) in cases {
-        let resp = client().post(h.api("default/subscriptions")).json(&body).send().await.unwrap();
+        let resp = client()
+            .post(h.api("default/subscriptions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400);
         let p: Value = resp.json().await.unwrap();
         assert_eq!(p["type"], format!("urn:herald:problem:{slug}"));
@@ -193,19 +279,33 @@ async fn subscription_api_refuses_bad_definitions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn subscription_crud_keeps_write_only_secrets() {
     let h = Herald::start();
-    let created = subscribe(&h, "default", json!({"id": "ignored", "sink": "http://127.0.0.1:9/x",
-        "sinkcredential": {"credentialtype": "PLAIN", "identifier": "u", "secret": "p"}})).await;
+    let created = subscribe(
+        &h,
+        "default",
+        json!({"id": "ignored", "sink": "http://127.0.0.1:9/x",
+        "sinkcredential": {"credentialtype": "PLAIN", "identifier": "u", "secret": "p"}}),
+    )
+    .await;
     let id = created["id"].as_str().unwrap();
     assert_ne!(id, "ignored");
     let url = h.api(&format!("default/subscriptions/{id}"));
     let got = get_json(&url).await;
     assert_eq!(got["sinkcredential"], json!({"credentialtype": "PLAIN"}));
-    let resp = client().put(&url).json(&json!({"sink": "http://127.0.0.1:9/y", "types": ["a"]})).send().await.unwrap();
+    let resp = client()
+        .put(&url)
+        .json(&json!({"sink": "http://127.0.0.1:9/y", "types": ["a"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let got = get_json(&url).await;
     assert_eq!(got["sink"], "http://127.0.0.1:9/y");
     assert_eq!(got["types"], json!(["a"]));
-    assert_eq!(got["sinkcredential"], json!({"credentialtype": "PLAIN"}), "kept when omitted");
+    assert_eq!(
+        got["sinkcredential"],
+        json!({"credentialtype": "PLAIN"}),
+        "kept when omitted"
+    );
     let secret = get_json(&format!("{url}/secret")).await;
     assert_eq!(secret["signing_secret"], created["signing_secret"]);
     assert_eq!(client().delete(&url).send().await.unwrap().status(), 204);

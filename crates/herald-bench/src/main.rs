@@ -1,0 +1,57 @@
+//! Herald's benchmarks, each beside a baseline measured in the same run on the same
+//! machine (see BENCHMARKS.md). Servers under test run as separate processes: the
+//! `herald` binary next to this one, and this binary's own baseline subcommands.
+
+mod baselines;
+mod load;
+mod spine;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "herald-bench",
+    about = "Benchmarks for Herald with same-run baselines."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest, delivery, latency, RSS and batch benchmarks of the spine.
+    Spine(spine::Args),
+    /// Baseline: a bare axum server answering 202 (internal).
+    Bare202 {
+        #[arg(long)]
+        port: u16,
+    },
+    /// Baseline: a bare server appending each body to a file with group commit (internal).
+    BareAppend {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// A receiver counting deliveries and their latency (internal).
+    Receiver {
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Spine(args) => spine::run(args).await,
+            Command::Bare202 { port } => baselines::bare_202(port).await,
+            Command::BareAppend { port, file } => baselines::bare_append(port, file).await,
+            Command::Receiver { port } => baselines::receiver(port).await,
+        }
+    })
+}

@@ -1,0 +1,367 @@
+//! The spine benchmark: durable ingest against a bare 202 server and a bare group-commit
+//! appender, batch ingest, delivery against a bare pooled client, ingest->delivery latency
+//! at half the measured maximum, and Herald's RSS idle and under load.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::baselines::payload;
+use crate::load::{closed_loop, fixed_count, open_loop, MakeRequest};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// Repetitions of each ingest measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Concurrent connections for ingest and delivery baselines.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+}
+
+struct Proc {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn rss_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(program: &PathBuf, args: &[String], ready: &str) -> Result<Proc> {
+    let mut child = Command::new(program)
+        .args(args)
+        .env("HERALD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ready = ready.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.starts_with(&ready) {
+                let _ = tx.send(line.clone());
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .context("process did not become ready")?;
+    let url = line
+        .strip_prefix("herald listening on ")
+        .unwrap_or("")
+        .to_string();
+    Ok(Proc { child, url })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn binary_event(url: String, counter: Arc<AtomicU64>) -> MakeRequest {
+    Arc::new(move |c: &reqwest::Client| {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        c.post(&url)
+            .header("ce-specversion", "1.0")
+            .header("ce-id", format!("bench-{n}"))
+            .header("ce-source", "/bench")
+            .header("ce-type", "com.example.order.created")
+            .header("content-type", "application/json")
+            .body(payload(160))
+    })
+}
+
+fn batch_request(url: String, counter: Arc<AtomicU64>, size: usize) -> MakeRequest {
+    Arc::new(move |c: &reqwest::Client| {
+        let events: Vec<Value> = (0..size)
+            .map(|_| {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let data: Value = serde_json::from_str(&payload(100)).unwrap();
+                json!({"specversion": "1.0", "id": format!("batch-{n}"), "source": "/bench",
+                    "type": "com.example.order.created", "data": data})
+            })
+            .collect();
+        c.post(&url)
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(serde_json::to_vec(&events).unwrap())
+    })
+}
+
+async fn post_json(url: &str, body: Value) -> Result<Value> {
+    let resp = reqwest::Client::new().post(url).json(&body).send().await?;
+    if !resp.status().is_success() {
+        bail!("{url}: {}", resp.text().await?);
+    }
+    Ok(resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get_json(url: &str) -> Result<Value> {
+    Ok(reqwest::Client::new().get(url).send().await?.json().await?)
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let me = std::env::current_exe()?;
+    let herald = me.with_file_name("herald");
+    if !herald.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p herald -p herald-bench)",
+            herald.display()
+        );
+    }
+    let tmp = std::env::temp_dir().join(format!("herald-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let d = Duration::from_secs(args.seconds);
+    let conns = args.connections;
+    println!(
+        "# spine benchmark: {conns} connections, {}s per measurement, median of {} runs\n",
+        args.seconds, args.runs
+    );
+
+    // The receiver stays up for the whole run.
+    let rport = free_port();
+    let receiver = spawn(
+        &me,
+        &["receiver".into(), "--port".into(), rport.to_string()],
+        "ready",
+    )?;
+    let recv_url = format!("http://127.0.0.1:{rport}");
+    drop(receiver.url.clone());
+
+    // Herald, with one subscription that is paused so ingest measures routing and
+    // durability without delivery competing for the CPU.
+    let data_dir = tmp.join("herald-data");
+    let herald_proc = spawn(
+        &herald,
+        &[
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ],
+        "herald listening on ",
+    )?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = herald_proc.rss_kib("VmRSS:");
+    let api = format!("{}/v1/api/default", herald_proc.url);
+    let sub = post_json(
+        &format!("{api}/subscriptions"),
+        json!({"sink": format!("{recv_url}/hook"),
+        "protocolsettings": {"mode": "binary"}, "types": ["com.example.order.created"]}),
+    )
+    .await?;
+    let sub_id = sub["id"].as_str().context("subscription id")?.to_string();
+    post_json(&format!("{api}/subscriptions/{sub_id}/disable"), json!({})).await?;
+
+    let counter = Arc::new(AtomicU64::new(0));
+    let (mut bare, mut append, mut durable) = (Vec::new(), Vec::new(), Vec::new());
+    let mut herald_errors = 0;
+    for run in 0..args.runs {
+        let port = free_port();
+        let p = spawn(
+            &me,
+            &["bare202".into(), "--port".into(), port.to_string()],
+            "ready",
+        )?;
+        let r = closed_loop(
+            conns,
+            d,
+            binary_event(format!("http://127.0.0.1:{port}/"), counter.clone()),
+        )
+        .await;
+        bare.push(r.per_sec());
+        drop(p);
+
+        let port = free_port();
+        let file = tmp.join(format!("append-{run}.log"));
+        let p = spawn(
+            &me,
+            &[
+                "bare-append".into(),
+                "--port".into(),
+                port.to_string(),
+                "--file".into(),
+                file.display().to_string(),
+            ],
+            "ready",
+        )?;
+        let r = closed_loop(
+            conns,
+            d,
+            binary_event(format!("http://127.0.0.1:{port}/"), counter.clone()),
+        )
+        .await;
+        append.push(r.per_sec());
+        drop(p);
+
+        let r = closed_loop(
+            conns,
+            d,
+            binary_event(format!("{api}/events"), counter.clone()),
+        )
+        .await;
+        herald_errors += r.errors;
+        durable.push(r.per_sec());
+        eprintln!(
+            "run {run}: bare 202 {:.0}/s, bare group-commit {:.0}/s, herald {:.0}/s",
+            bare[run], append[run], durable[run]
+        );
+    }
+    let rss_ingest_peak = herald_proc.rss_kib("VmHWM:");
+    let (bare_m, append_m, durable_m) = (median(bare), median(append), median(durable));
+
+    // Batch mode: 100 events per request, 16 connections.
+    let r = closed_loop(
+        16,
+        d,
+        batch_request(format!("{api}/events"), counter.clone(), 100),
+    )
+    .await;
+    let batch_events = r.per_sec() * 100.0;
+
+    // Delivery: drain the backlog ingest left behind vs a bare pooled client.
+    let pending = get_json(&format!("{api}/subscriptions/{sub_id}")).await?["backlog"]["pending"]
+        .as_u64()
+        .unwrap_or(0);
+    let target = pending.min(30_000);
+    post_json(&format!("{recv_url}/reset"), json!({})).await?;
+    let start = Instant::now();
+    post_json(&format!("{api}/subscriptions/{sub_id}/enable"), json!({})).await?;
+    loop {
+        let n = get_json(&format!("{recv_url}/stats")).await?["count"]
+            .as_u64()
+            .unwrap_or(0);
+        if n >= target || start.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let herald_delivery = target as f64 / start.elapsed().as_secs_f64();
+    // Let the rest drain before the next measurement.
+    loop {
+        let b = get_json(&format!("{api}/subscriptions/{sub_id}")).await?;
+        if b["backlog"]["pending"].as_u64().unwrap_or(0) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rss_delivery_peak = herald_proc.rss_kib("VmHWM:");
+    let hook = format!("{recv_url}/hook");
+    let body = payload(160);
+    let bare_client = fixed_count(
+        conns,
+        target,
+        Arc::new(move |c: &reqwest::Client| {
+            c.post(&hook)
+                .header("content-type", "application/json")
+                .body(body.clone())
+        }),
+    )
+    .await;
+    let client_rate = bare_client.per_sec();
+
+    // Latency: ingest -> delivery at half the measured durable maximum.
+    post_json(&format!("{recv_url}/reset"), json!({})).await?;
+    let rate = (durable_m / 2.0).max(10.0);
+    let r = open_loop(
+        rate,
+        d,
+        binary_event(format!("{api}/events"), counter.clone()),
+    )
+    .await;
+    loop {
+        let n = get_json(&format!("{recv_url}/stats")).await?["count"]
+            .as_u64()
+            .unwrap_or(0);
+        if n >= r.ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = get_json(&format!("{recv_url}/stats")).await?;
+    let rss_end = herald_proc.rss_kib("VmRSS:");
+    let rss_peak = herald_proc.rss_kib("VmHWM:");
+
+    println!("| measurement | result | baseline | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| ingest, binary mode, ~300 B, {conns} conns: bare axum 202 | {bare_m:.0} req/s | | | |"
+    );
+    println!(
+        "| ingest: bare group-commit appender (fsync per group) | {append_m:.0} req/s | | | |"
+    );
+    println!(
+        "| ingest: Herald durable (routed to 1 subscription) | {durable_m:.0} ev/s | {append_m:.0} (group commit) | {:.2}x | >= 0.7x |",
+        durable_m / append_m
+    );
+    println!(
+        "| ingest: Herald vs bare 202 | | {bare_m:.0} | {:.2}x | |",
+        durable_m / bare_m
+    );
+    println!("| batch mode (100 events/request, 16 conns) | {batch_events:.0} ev/s | | | |");
+    println!(
+        "| delivery to local receiver ({target} events, max_in_flight 64) | {herald_delivery:.0} ev/s | {client_rate:.0} (bare pooled reqwest, {conns} conc.) | {:.2}x | >= 0.6x |",
+        herald_delivery / client_rate
+    );
+    println!(
+        "| ingest->delivery latency at {rate:.0} ev/s (half max), {} samples | p50 {:.1} ms, p99 {:.1} ms | | | |",
+        stats["samples"],
+        stats["p50_us"].as_f64().unwrap_or(0.0) / 1000.0,
+        stats["p99_us"].as_f64().unwrap_or(0.0) / 1000.0
+    );
+    println!(
+        "| Herald RSS idle | {:.1} MiB | | | |",
+        rss_idle as f64 / 1024.0
+    );
+    println!(
+        "| Herald RSS peak during ingest | {:.1} MiB | | | |",
+        rss_ingest_peak as f64 / 1024.0
+    );
+    println!(
+        "| Herald RSS peak incl. delivery | {:.1} MiB (now {:.1}) | | | |",
+        rss_peak.max(rss_delivery_peak) as f64 / 1024.0,
+        rss_end as f64 / 1024.0
+    );
+    if herald_errors > 0 || r.errors > 0 {
+        println!("\nerrors: ingest {herald_errors}, latency run {}", r.errors);
+    }
+    drop(herald_proc);
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}

@@ -1,0 +1,1473 @@
+//! The store conformance suite: what every [`Store`] implementation must do, written
+//! against the trait only. Each check is a generic `async fn` taking a fresh, empty store
+//! (`Arc<dyn Store>`); a backend's test file (see `conformance.rs`) runs every one of them.
+//! The few checks that need more than one store handle or a look behind the trait take
+//! closures the backend supplies: `open` (the same durable store, opened again) and
+//! `event_exists` (whether the events table still holds a seq).
+//!
+//! Times: the suite works around `base()`, the wall clock at the start of a check,
+//! because `Next::Dead` stamps `dead_at` and queues the dead-letter-sink copy at the
+//! store's own clock.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use herald_core::subscription::{Subscription, SubscriptionState};
+use herald_store::{
+    AppendBatch, AppendOutcome, Attempt, Backlog, ClaimedDelivery, DeliveryUpdate, NewEvent, Next,
+    Store, StoredSubscription, Target,
+};
+use serde_json::json;
+
+pub type DynStore = Arc<dyn Store>;
+
+/// A dedup window long enough that nothing in a check falls out of it by accident.
+pub const WINDOW: i64 = 60_000;
+/// How long a claim in the suite leases its deliveries.
+pub const LEASE: i64 = 30_000;
+
+// ----------------------------------------------------------------------------- helpers
+
+pub fn base() -> i64 {
+    herald_core::now_millis()
+}
+
+pub fn subscription(id: &str) -> Subscription {
+    serde_json::from_value(json!({"id": id, "sink": "http://x"})).expect("subscription JSON")
+}
+
+pub fn stored(project: &str, id: &str) -> StoredSubscription {
+    StoredSubscription {
+        project: project.to_string(),
+        sub: subscription(id),
+    }
+}
+
+pub async fn put_sub(store: &DynStore, project: &str, id: &str) {
+    store
+        .put_subscription(project, &stored(project, id))
+        .await
+        .expect("put_subscription");
+}
+
+pub async fn set_active(store: &DynStore, project: &str, id: &str, active: bool) {
+    let mut s = stored(project, id);
+    if !active {
+        s.sub.state = SubscriptionState::Disabled {
+            reason: "test".into(),
+            since: 1,
+        };
+    }
+    store
+        .put_subscription(project, &s)
+        .await
+        .expect("put_subscription");
+}
+
+pub fn body_of(id: &str, source: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": source,
+        "type": "com.example.test",
+        "data": {"n": id},
+    }))
+    .unwrap()
+}
+
+pub fn event(id: &str, source: &str, received_at: i64, deliveries: &[&str]) -> NewEvent {
+    NewEvent {
+        id: id.to_string(),
+        source: source.to_string(),
+        ty: "com.example.test".to_string(),
+        topic: "orders".to_string(),
+        received_at,
+        body: body_of(id, source),
+        deliveries: deliveries.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub async fn append(
+    store: &DynStore,
+    project: &str,
+    window: i64,
+    events: Vec<NewEvent>,
+) -> Vec<AppendOutcome> {
+    let n = events.len();
+    let out = store
+        .append(AppendBatch {
+            project: project.to_string(),
+            dedup_window_ms: window,
+            events,
+        })
+        .await
+        .expect("append");
+    assert_eq!(out.len(), n, "one outcome per event");
+    out
+}
+
+/// Append one event with `WINDOW` and return its seq (it must be stored).
+pub async fn append_one(
+    store: &DynStore,
+    project: &str,
+    id: &str,
+    received_at: i64,
+    deliveries: &[&str],
+) -> i64 {
+    let out = append(
+        store,
+        project,
+        WINDOW,
+        vec![event(id, "/src", received_at, deliveries)],
+    )
+    .await;
+    stored_seq(out[0])
+}
+
+pub fn stored_seq(o: AppendOutcome) -> i64 {
+    match o {
+        AppendOutcome::Stored { seq } => seq,
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+pub async fn claim(store: &DynStore, now: i64, limit: usize) -> Vec<ClaimedDelivery> {
+    store
+        .claim_due(now, now + LEASE, limit, &[])
+        .await
+        .expect("claim_due")
+}
+
+pub async fn claim_one(store: &DynStore, now: i64) -> ClaimedDelivery {
+    let mut c = claim(store, now, 100).await;
+    assert_eq!(c.len(), 1, "expected exactly one claimable delivery: {c:?}");
+    c.pop().unwrap()
+}
+
+pub fn event_id_of(d: &ClaimedDelivery) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&d.body).expect("body is JSON");
+    v["id"].as_str().expect("body has id").to_string()
+}
+
+pub fn attempt_for(d: &ClaimedDelivery, at: i64, status: Option<u16>, error: &str) -> Attempt {
+    Attempt {
+        id: 0,
+        delivery_id: d.delivery_id,
+        seq: d.seq,
+        event_id: event_id_of(d),
+        target: d.target,
+        at,
+        status,
+        latency_ms: 12,
+        error: Some(error.to_string()),
+        response_body: Some(format!("body of {error}")),
+    }
+}
+
+pub fn update(d: &ClaimedDelivery, attempt: Option<Attempt>, next: Next) -> DeliveryUpdate {
+    let last_error = attempt.as_ref().and_then(|a| a.error.clone());
+    DeliveryUpdate {
+        delivery_id: d.delivery_id,
+        project: d.project.clone(),
+        subscription_id: d.subscription_id.clone(),
+        attempt,
+        next,
+        last_error,
+    }
+}
+
+pub async fn complete(store: &DynStore, updates: Vec<DeliveryUpdate>) {
+    store.complete(updates).await.expect("complete");
+}
+
+/// Claim the single due delivery at `now` and fail it with an attempt record.
+pub async fn fail_once(store: &DynStore, now: i64, next: Next, error: &str) -> ClaimedDelivery {
+    let d = claim_one(store, now).await;
+    let a = attempt_for(&d, now, Some(500), error);
+    complete(store, vec![update(&d, Some(a), next)]).await;
+    d
+}
+
+pub async fn backlog(store: &DynStore, project: &str, sub: &str) -> Backlog {
+    store.backlog(project, sub).await.expect("backlog")
+}
+
+fn ids(c: &[ClaimedDelivery]) -> Vec<String> {
+    c.iter().map(event_id_of).collect()
+}
+
+// ----------------------------------------------------------------------------- projects
+
+pub async fn projects_default_and_ensure(store: DynStore) {
+    assert_eq!(store.list_projects().await.unwrap(), vec!["default"]);
+    assert!(store.ensure_project("zeta").await.unwrap(), "created now");
+    assert!(
+        !store.ensure_project("zeta").await.unwrap(),
+        "already there"
+    );
+    assert!(store.ensure_project("alpha").await.unwrap());
+    assert!(!store.ensure_project("default").await.unwrap());
+    let mut got = store.list_projects().await.unwrap();
+    got.sort();
+    assert_eq!(got, vec!["alpha", "default", "zeta"]);
+}
+
+// ----------------------------------------------------------------------------- append
+
+pub async fn append_seqs_increase(store: DynStore) {
+    let t = base();
+    let first = append(
+        &store,
+        "default",
+        WINDOW,
+        (0..5)
+            .map(|i| event(&format!("e{i}"), "/src", t, &[]))
+            .collect(),
+    )
+    .await;
+    let second = append(
+        &store,
+        "default",
+        WINDOW,
+        (5..8)
+            .map(|i| event(&format!("e{i}"), "/src", t, &[]))
+            .collect(),
+    )
+    .await;
+    let seqs: Vec<i64> = first.into_iter().chain(second).map(stored_seq).collect();
+    assert_eq!(seqs.len(), 8);
+    for w in seqs.windows(2) {
+        assert!(w[1] > w[0], "seqs must strictly increase: {seqs:?}");
+    }
+    // Another project shares the seq space without going back.
+    let other = append_one(&store, "other", "e0", t, &[]).await;
+    assert!(other > *seqs.last().unwrap());
+}
+
+pub async fn append_dedup_within_window(store: DynStore) {
+    let t = base();
+    let seq = append_one(&store, "default", "a", t, &[]).await;
+    // A later request inside the window.
+    let out = append(
+        &store,
+        "default",
+        WINDOW,
+        vec![event("a", "/src", t + WINDOW / 2, &[])],
+    )
+    .await;
+    assert_eq!(out, vec![AppendOutcome::Duplicate { seq }]);
+    // Twice in the same batch: the second is a duplicate of the first.
+    let out = append(
+        &store,
+        "default",
+        WINDOW,
+        vec![
+            event("b", "/src", t, &[]),
+            event("c", "/src", t, &[]),
+            event("b", "/src", t, &[]),
+        ],
+    )
+    .await;
+    let b = stored_seq(out[0]);
+    let c = stored_seq(out[1]);
+    assert_ne!(b, c);
+    assert_eq!(out[2], AppendOutcome::Duplicate { seq: b });
+}
+
+pub async fn append_duplicate_creates_no_delivery(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    let seq = append_one(&store, "default", "a", t, &["s"]).await;
+    let out = append(
+        &store,
+        "default",
+        WINDOW,
+        vec![event("a", "/src", t + 1, &["s"])],
+    )
+    .await;
+    assert_eq!(out, vec![AppendOutcome::Duplicate { seq }]);
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: 1,
+            dead: 0
+        }
+    );
+    let c = claim(&store, t + 10, 100).await;
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].seq, seq);
+}
+
+pub async fn append_stored_again_after_window(store: DynStore) {
+    let t = base();
+    let window = 1_000;
+    let first =
+        stored_seq(append(&store, "default", window, vec![event("a", "/src", t, &[])]).await[0]);
+    // Exactly at the edge of the window it is still a duplicate.
+    let out = append(
+        &store,
+        "default",
+        window,
+        vec![event("a", "/src", t + window, &[])],
+    )
+    .await;
+    assert_eq!(out, vec![AppendOutcome::Duplicate { seq: first }]);
+    // Past the window it is a new event with a new seq...
+    let later = t + window + 1;
+    let second = stored_seq(
+        append(
+            &store,
+            "default",
+            window,
+            vec![event("a", "/src", later, &[])],
+        )
+        .await[0],
+    );
+    assert!(second > first);
+    // ...and the window now runs from the new copy.
+    let out = append(
+        &store,
+        "default",
+        window,
+        vec![event("a", "/src", later + 10, &[])],
+    )
+    .await;
+    assert_eq!(out, vec![AppendOutcome::Duplicate { seq: second }]);
+}
+
+pub async fn append_dedup_key_is_project_source_id(store: DynStore) {
+    let t = base();
+    store.ensure_project("other").await.unwrap();
+    let a = append_one(&store, "default", "same", t, &[]).await;
+    let out = append(
+        &store,
+        "default",
+        WINDOW,
+        vec![event("same", "/other-source", t, &[])],
+    )
+    .await;
+    let b = stored_seq(out[0]);
+    let c = append_one(&store, "other", "same", t, &[]).await;
+    let all: HashSet<i64> = [a, b, c].into_iter().collect();
+    assert_eq!(all.len(), 3, "three distinct events");
+    // And each one is still deduplicated within its own key.
+    let out = append(
+        &store,
+        "default",
+        WINDOW,
+        vec![
+            event("same", "/src", t + 1, &[]),
+            event("same", "/other-source", t + 1, &[]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        out,
+        vec![
+            AppendOutcome::Duplicate { seq: a },
+            AppendOutcome::Duplicate { seq: b }
+        ]
+    );
+    let out = append(
+        &store,
+        "other",
+        WINDOW,
+        vec![event("same", "/src", t + 1, &[])],
+    )
+    .await;
+    assert_eq!(out, vec![AppendOutcome::Duplicate { seq: c }]);
+}
+
+pub async fn append_routes_deliveries(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s1").await;
+    put_sub(&store, "default", "s2").await;
+    let seq = append_one(&store, "default", "a", t, &["s1", "s2"]).await;
+    let only1 = append_one(&store, "default", "b", t, &["s1"]).await;
+    let none = append_one(&store, "default", "c", t, &[]).await;
+
+    let c = claim(&store, t, 100).await;
+    assert_eq!(c.len(), 3, "{c:?}");
+    let mut seen: Vec<(String, i64)> = c
+        .iter()
+        .map(|d| (d.subscription_id.clone(), d.seq))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("s1".to_string(), seq),
+            ("s1".to_string(), only1),
+            ("s2".to_string(), seq)
+        ]
+    );
+    assert!(c.iter().all(|d| d.seq != none));
+    let ids: HashSet<i64> = c.iter().map(|d| d.delivery_id).collect();
+    assert_eq!(ids.len(), 3, "distinct delivery ids");
+    for d in &c {
+        assert_eq!(d.project, "default");
+        assert_eq!(d.target, Target::Sink);
+        assert_eq!(d.attempts, 0);
+        assert_eq!(d.created_at, t);
+        let expect = if d.seq == seq { "a" } else { "b" };
+        assert_eq!(
+            d.body,
+            body_of(expect, "/src"),
+            "claim carries the event body"
+        );
+    }
+    assert_eq!(
+        backlog(&store, "default", "s1").await,
+        Backlog {
+            pending: 2,
+            dead: 0
+        }
+    );
+    assert_eq!(
+        backlog(&store, "default", "s2").await,
+        Backlog {
+            pending: 1,
+            dead: 0
+        }
+    );
+}
+
+// ----------------------------------------------------------------------------- claim_due
+
+pub async fn claim_only_due(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    append_one(&store, "default", "now", t, &["s"]).await;
+    append_one(&store, "default", "later", t + 5_000, &["s"]).await;
+
+    assert!(
+        claim(&store, t - 1, 100).await.is_empty(),
+        "nothing due yet"
+    );
+    let c = claim(&store, t, 100).await;
+    assert_eq!(ids(&c), vec!["now"]);
+    assert!(claim(&store, t + 4_999, 100).await.is_empty());
+    let c = claim(&store, t + 5_000, 100).await;
+    assert_eq!(ids(&c), vec!["later"], "due_at == now counts as due");
+}
+
+pub async fn claim_only_active_subscriptions(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "on").await;
+    put_sub(&store, "default", "off").await;
+    append_one(&store, "default", "a", t, &["on", "off", "missing"]).await;
+
+    set_active(&store, "default", "off", false).await;
+    let c = claim(&store, t, 100).await;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].subscription_id, "on");
+    assert!(claim(&store, t + 1, 100).await.is_empty());
+
+    set_active(&store, "default", "off", true).await;
+    let c = claim(&store, t + 2, 100).await;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].subscription_id, "off");
+    // A delivery for a subscription that does not exist is never handed out.
+    assert!(claim(&store, t + 3, 100).await.is_empty());
+}
+
+pub async fn claim_respects_limit(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    for i in 0..5 {
+        append_one(&store, "default", &format!("e{i}"), t, &["s"]).await;
+    }
+    let a = claim(&store, t, 2).await;
+    assert_eq!(a.len(), 2);
+    let b = claim(&store, t, 2).await;
+    assert_eq!(b.len(), 2);
+    let c = claim(&store, t, 2).await;
+    assert_eq!(c.len(), 1);
+    assert!(claim(&store, t, 2).await.is_empty());
+    let all: HashSet<i64> = a
+        .iter()
+        .chain(&b)
+        .chain(&c)
+        .map(|d| d.delivery_id)
+        .collect();
+    assert_eq!(all.len(), 5, "each delivery leased once");
+    append_one(&store, "default", "e5", t, &["s"]).await;
+    assert!(
+        claim(&store, t, 0).await.is_empty(),
+        "limit 0 leases nothing"
+    );
+    assert_eq!(claim(&store, t, 2).await.len(), 1);
+}
+
+pub async fn claim_respects_skip(store: DynStore) {
+    let t = base();
+    store.ensure_project("p2").await.unwrap();
+    put_sub(&store, "default", "a").await;
+    put_sub(&store, "default", "b").await;
+    put_sub(&store, "p2", "a").await;
+    append_one(&store, "default", "e1", t, &["a", "b"]).await;
+    append_one(&store, "p2", "e2", t, &["a"]).await;
+
+    let key = |d: &ClaimedDelivery| format!("{}/{}", d.project, d.subscription_id);
+    let all = ["default/a", "default/b", "p2/a"].map(String::from);
+    assert!(
+        store
+            .claim_due(t, t + LEASE, 100, &all)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every subscription skipped"
+    );
+
+    // Skip names `project/id`: the same id in another project is still claimed.
+    let skip = vec!["default/a".to_string()];
+    let c = store.claim_due(t, t + LEASE, 100, &skip).await.unwrap();
+    let mut got: Vec<String> = c.iter().map(key).collect();
+    got.sort();
+    assert_eq!(got, vec!["default/b", "p2/a"]);
+    assert!(store
+        .claim_due(t, t + LEASE, 100, &skip)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Without the skip, the skipped delivery is claimable.
+    let c = store.claim_due(t, t + LEASE, 100, &[]).await.unwrap();
+    assert_eq!(c.iter().map(key).collect::<Vec<_>>(), vec!["default/a"]);
+}
+
+pub async fn claim_lease_hides_until_expired(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    append_one(&store, "default", "a", t, &["s"]).await;
+    let first = store.claim_due(t, t + 1_000, 10, &[]).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(store
+        .claim_due(t, t + 1_000, 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .claim_due(t + 999, t + 2_000, 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    let again = store
+        .claim_due(t + 1_001, t + 3_000, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "an expired lease can be claimed again");
+    assert_eq!(again[0].delivery_id, first[0].delivery_id);
+    assert_eq!(again[0].attempts, 0, "an expired lease is not an attempt");
+    assert!(store
+        .claim_due(t + 1_001, t + 3_000, 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The deliveries a claim leases under `limit` are the ones due first.
+pub async fn claim_takes_oldest_due_first(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    // Appended in an order different from their due order.
+    append_one(&store, "default", "third", t + 30, &["s"]).await;
+    append_one(&store, "default", "first", t + 10, &["s"]).await;
+    append_one(&store, "default", "fourth", t + 40, &["s"]).await;
+    append_one(&store, "default", "second", t + 20, &["s"]).await;
+    let now = t + 100;
+    let mut got = ids(&claim(&store, now, 2).await);
+    got.sort();
+    assert_eq!(got, vec!["first", "second"]);
+    let mut got = ids(&claim(&store, now, 1).await);
+    got.sort();
+    assert_eq!(got, vec!["third"]);
+    assert_eq!(ids(&claim(&store, now, 5).await), vec!["fourth"]);
+}
+
+/// The claimed deliveries come back in due order (oldest due first).
+pub async fn claim_returns_in_due_order(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    append_one(&store, "default", "third", t + 30, &["s"]).await;
+    append_one(&store, "default", "first", t + 10, &["s"]).await;
+    append_one(&store, "default", "fourth", t + 40, &["s"]).await;
+    append_one(&store, "default", "second", t + 20, &["s"]).await;
+    let got = ids(&claim(&store, t + 100, 10).await);
+    assert_eq!(got, vec!["first", "second", "third", "fourth"]);
+}
+
+// ----------------------------------------------------------------------------- complete
+
+pub async fn complete_delivered_removes(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    append_one(&store, "default", "a", t, &["s"]).await;
+    append_one(&store, "default", "b", t, &["s"]).await;
+    let c = claim(&store, t, 10).await;
+    assert_eq!(c.len(), 2);
+    let a = c.iter().find(|d| event_id_of(d) == "a").unwrap();
+    let mut ok = attempt_for(a, t, Some(200), "none");
+    ok.error = None;
+    complete(&store, vec![update(a, Some(ok), Next::Delivered)]).await;
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: 1,
+            dead: 0
+        }
+    );
+    // Far past every lease: only b comes back.
+    let later = claim(&store, t + 10 * LEASE, 10).await;
+    assert_eq!(ids(&later), vec!["b"]);
+    let attempts = store.list_attempts("default", "s", 10, None).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status, Some(200));
+    assert_eq!(attempts[0].error, None);
+}
+
+pub async fn complete_retry_at(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    append_one(&store, "default", "a", t, &["s"]).await;
+    let d = fail_once(&store, t, Next::RetryAt(t + 5_000), "boom").await;
+    // The lease is gone, but it is not due before t + 5000.
+    assert!(claim(&store, t + 4_999, 10).await.is_empty());
+    assert_eq!(store.next_due().await.unwrap(), Some(t + 5_000));
+    let again = claim_one(&store, t + 5_000).await;
+    assert_eq!(again.delivery_id, d.delivery_id);
+    assert_eq!(again.attempts, 1);
+    assert_eq!(again.body, d.body);
+    let a = attempt_for(&again, t + 5_000, Some(503), "boom2");
+    complete(
+        &store,
+        vec![update(&again, Some(a), Next::RetryAt(t + 6_000))],
+    )
+    .await;
+    assert_eq!(claim_one(&store, t + 6_000).await.attempts, 2);
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: 1,
+            dead: 0
+        }
+    );
+}
+
+pub async fn complete_dead_lists_dead_letter(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    let seq = append_one(&store, "default", "a", t, &["s"]).await;
+    fail_once(&store, t, Next::RetryAt(t + 1), "first").await;
+    let before_dead = base();
+    let d = fail_once(
+        &store,
+        t + 1,
+        Next::Dead {
+            dead_letter_sink: false,
+        },
+        "last",
+    )
+    .await;
+
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: 0,
+            dead: 1
+        }
+    );
+    assert!(
+        claim(&store, t + 10 * LEASE, 10).await.is_empty(),
+        "dead is never claimed"
+    );
+    assert_eq!(store.next_due().await.unwrap(), None);
+    let dl = store
+        .list_dead_letters("default", "s", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(dl.len(), 1, "{dl:?}");
+    let dl = &dl[0];
+    assert_eq!(dl.delivery_id, d.delivery_id);
+    assert_eq!(dl.seq, seq);
+    assert_eq!(dl.attempts, 2);
+    assert_eq!(dl.created_at, t);
+    assert!(dl.dead_at >= before_dead, "dead_at is when it died");
+    assert_eq!(dl.last_error.as_deref(), Some("last"));
+    assert_eq!(
+        dl.event,
+        serde_json::from_slice::<serde_json::Value>(&body_of("a", "/src")).unwrap()
+    );
+    // Not listed under another subscription or project.
+    assert!(store
+        .list_dead_letters("default", "other", 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_dead_letters("p2", "s", 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn dead_letters_paging(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    for i in 0..5 {
+        append_one(&store, "default", &format!("e{i}"), t, &["s"]).await;
+    }
+    let c = claim(&store, t, 10).await;
+    let updates = c
+        .iter()
+        .map(|d| {
+            let a = attempt_for(d, t, Some(500), "x");
+            update(
+                d,
+                Some(a),
+                Next::Dead {
+                    dead_letter_sink: false,
+                },
+            )
+        })
+        .collect();
+    complete(&store, updates).await;
+    let page1 = store
+        .list_dead_letters("default", "s", 2, None)
+        .await
+        .unwrap();
+    assert_eq!(page1.len(), 2);
+    assert!(page1[0].delivery_id > page1[1].delivery_id, "newest first");
+    let page2 = store
+        .list_dead_letters("default", "s", 2, Some(page1[1].delivery_id))
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 2);
+    assert!(page2[0].delivery_id < page1[1].delivery_id);
+    let page3 = store
+        .list_dead_letters("default", "s", 2, Some(page2[1].delivery_id))
+        .await
+        .unwrap();
+    assert_eq!(page3.len(), 1);
+    let all: HashSet<i64> = page1
+        .iter()
+        .chain(&page2)
+        .chain(&page3)
+        .map(|d| d.delivery_id)
+        .collect();
+    assert_eq!(all, c.iter().map(|d| d.delivery_id).collect());
+}
+
+pub async fn complete_dead_with_dead_letter_sink(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    let seq = append_one(&store, "default", "a", t, &["s"]).await;
+    let d = fail_once(
+        &store,
+        t,
+        Next::Dead {
+            dead_letter_sink: true,
+        },
+        "gone",
+    )
+    .await;
+    let after = base();
+
+    let dl = store
+        .list_dead_letters("default", "s", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(dl.len(), 1, "the original is a dead letter");
+    assert_eq!(dl[0].delivery_id, d.delivery_id);
+    let b = backlog(&store, "default", "s").await;
+    assert_eq!(b.dead, 1);
+    assert_eq!(b.pending, 1, "the copy for the dead-letter sink is pending");
+
+    let copy = claim_one(&store, after + 1).await;
+    assert_eq!(copy.target, Target::DeadLetterSink);
+    assert_ne!(copy.delivery_id, d.delivery_id);
+    assert_eq!(copy.seq, seq);
+    assert_eq!(copy.attempts, 0);
+    assert_eq!(copy.subscription_id, "s");
+    assert_eq!(copy.body, body_of("a", "/src"));
+
+    // The copy dying too queues nothing more and is not listed as a dead letter.
+    let a = attempt_for(&copy, after + 1, Some(500), "dls down");
+    complete(
+        &store,
+        vec![update(
+            &copy,
+            Some(a),
+            Next::Dead {
+                dead_letter_sink: true,
+            },
+        )],
+    )
+    .await;
+    assert!(claim(&store, base() + 10 * LEASE, 10).await.is_empty());
+    let dl = store
+        .list_dead_letters("default", "s", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(dl.len(), 1);
+    assert_eq!(dl[0].delivery_id, d.delivery_id);
+    let attempts = store.list_attempts("default", "s", 10, None).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].target, Target::DeadLetterSink);
+    assert_eq!(attempts[1].target, Target::Sink);
+}
+
+pub async fn complete_release_keeps_attempts(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    append_one(&store, "default", "a", t, &["s"]).await;
+    fail_once(&store, t, Next::RetryAt(t + 10), "boom").await;
+    let d = claim_one(&store, t + 10).await;
+    assert_eq!(d.attempts, 1);
+    complete(&store, vec![update(&d, None, Next::Release(t + 500))]).await;
+    assert!(
+        claim(&store, t + 499, 10).await.is_empty(),
+        "due again at t+500"
+    );
+    let again = claim_one(&store, t + 500).await;
+    assert_eq!(again.delivery_id, d.delivery_id);
+    assert_eq!(again.attempts, 1, "a release is not an attempt");
+    let logged = store.list_attempts("default", "s", 10, None).await.unwrap();
+    assert_eq!(logged.len(), 1, "a release without attempt logs nothing");
+}
+
+pub async fn attempts_newest_first_with_paging(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    put_sub(&store, "default", "other").await;
+    let seq = append_one(&store, "default", "a", t, &["s", "other"]).await;
+    for i in 0..5u16 {
+        let now = t + i64::from(i);
+        let c = claim(&store, now, 10).await;
+        let d = c.iter().find(|d| d.subscription_id == "s").unwrap();
+        let a = attempt_for(d, now, Some(500 + i), &format!("err{i}"));
+        let mut ups = vec![update(d, Some(a), Next::RetryAt(now + 1))];
+        if let Some(o) = c.iter().find(|d| d.subscription_id == "other") {
+            ups.push(update(o, None, Next::Release(now + 10 * LEASE)));
+        }
+        complete(&store, ups).await;
+    }
+    let all = store
+        .list_attempts("default", "s", 100, None)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    let statuses: Vec<Option<u16>> = all.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        vec![Some(504), Some(503), Some(502), Some(501), Some(500)],
+        "newest first"
+    );
+    for w in all.windows(2) {
+        assert!(w[0].id > w[1].id);
+    }
+    let a = &all[0];
+    assert_eq!(a.seq, seq);
+    assert_eq!(a.event_id, "a");
+    assert_eq!(a.target, Target::Sink);
+    assert_eq!(a.at, t + 4);
+    assert_eq!(a.latency_ms, 12);
+    assert_eq!(a.error.as_deref(), Some("err4"));
+    assert_eq!(a.response_body.as_deref(), Some("body of err4"));
+    assert!(all.iter().all(|x| x.delivery_id == a.delivery_id));
+
+    let page1 = store.list_attempts("default", "s", 2, None).await.unwrap();
+    assert_eq!(page1, all[..2].to_vec());
+    let page2 = store
+        .list_attempts("default", "s", 2, Some(page1[1].id))
+        .await
+        .unwrap();
+    assert_eq!(page2, all[2..4].to_vec());
+    let page3 = store
+        .list_attempts("default", "s", 2, Some(page2[1].id))
+        .await
+        .unwrap();
+    assert_eq!(page3, all[4..].to_vec());
+    assert!(store
+        .list_attempts("default", "s", 2, Some(page3[0].id))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_attempts("default", "other", 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+// ----------------------------------------------------------------------------- redeliver
+
+/// Route `n` events to `default/s` and let every delivery die after two attempts.
+async fn kill_all(store: &DynStore, t: i64, n: usize) {
+    put_sub(store, "default", "s").await;
+    for i in 0..n {
+        append_one(store, "default", &format!("e{i}"), t, &["s"]).await;
+    }
+    for round in 0..2 {
+        let c = claim(store, t + round, 100).await;
+        assert_eq!(c.len(), n);
+        let next = if round == 0 {
+            Next::RetryAt(t + 1)
+        } else {
+            Next::Dead {
+                dead_letter_sink: false,
+            }
+        };
+        let ups = c
+            .iter()
+            .map(|d| update(d, Some(attempt_for(d, t, Some(500), "x")), next.clone()))
+            .collect();
+        complete(store, ups).await;
+    }
+    let dl = store
+        .list_dead_letters("default", "s", 100, None)
+        .await
+        .unwrap();
+    assert_eq!(dl.len(), n);
+    assert!(dl.iter().all(|d| d.attempts == 2));
+}
+
+pub async fn redeliver_all(store: DynStore) {
+    let t = base();
+    kill_all(&store, t, 3).await;
+    let now = t + 1_000;
+    assert_eq!(store.redeliver("default", "s", None, now).await.unwrap(), 3);
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: 3,
+            dead: 0
+        }
+    );
+    assert!(store
+        .list_dead_letters("default", "s", 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(claim(&store, now - 1, 10).await.is_empty(), "due at `now`");
+    let c = claim(&store, now, 10).await;
+    assert_eq!(c.len(), 3);
+    assert!(c.iter().all(|d| d.attempts == 0), "attempts reset");
+    assert!(c.iter().all(|d| d.target == Target::Sink));
+    // Nothing dead any more: a second redeliver does nothing.
+    assert_eq!(store.redeliver("default", "s", None, now).await.unwrap(), 0);
+}
+
+pub async fn redeliver_by_ids(store: DynStore) {
+    let t = base();
+    kill_all(&store, t, 3).await;
+    let dl = store
+        .list_dead_letters("default", "s", 10, None)
+        .await
+        .unwrap();
+    let pick = dl[1].delivery_id;
+    let now = t + 1_000;
+    assert_eq!(
+        store
+            .redeliver("default", "s", Some(vec![pick, 999_999_999]), now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .redeliver("default", "other", Some(vec![dl[0].delivery_id]), now)
+            .await
+            .unwrap(),
+        0,
+        "ids only count within the named subscription"
+    );
+    assert_eq!(
+        store
+            .redeliver("default", "s", Some(vec![]), now)
+            .await
+            .unwrap(),
+        0,
+        "an empty id list redelivers nothing"
+    );
+    let c = claim(&store, now, 10).await;
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].delivery_id, pick);
+    assert_eq!(c[0].attempts, 0);
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: 1,
+            dead: 2
+        }
+    );
+    let left: Vec<i64> = store
+        .list_dead_letters("default", "s", 10, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.delivery_id)
+        .collect();
+    assert_eq!(left, vec![dl[0].delivery_id, dl[2].delivery_id]);
+}
+
+// ----------------------------------------------------------------------------- make_due, next_due, backlog
+
+pub async fn make_due_moves_pending_forward(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    put_sub(&store, "default", "other").await;
+    append_one(&store, "default", "later1", t + 60_000, &["s", "other"]).await;
+    append_one(&store, "default", "later2", t + 90_000, &["s"]).await;
+    append_one(&store, "default", "already", t - 5, &["s"]).await;
+    assert_eq!(store.make_due("default", "s", t).await.unwrap(), 2);
+    let c = claim(&store, t, 10).await;
+    let mut got: Vec<(String, String)> = c
+        .iter()
+        .map(|d| (d.subscription_id.clone(), event_id_of(d)))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("s".into(), "already".into()),
+            ("s".into(), "later1".into()),
+            ("s".into(), "later2".into())
+        ],
+        "the other subscription's delivery stays in the future"
+    );
+    assert_eq!(store.make_due("default", "s", t).await.unwrap(), 0);
+    assert_eq!(store.make_due("default", "missing", t).await.unwrap(), 0);
+}
+
+pub async fn next_due_tracks_earliest(store: DynStore) {
+    let t = base();
+    assert_eq!(store.next_due().await.unwrap(), None, "empty store");
+    put_sub(&store, "default", "s").await;
+    put_sub(&store, "default", "off").await;
+    append_one(&store, "default", "b", t + 200, &["s"]).await;
+    append_one(&store, "default", "a", t + 100, &["s"]).await;
+    assert_eq!(store.next_due().await.unwrap(), Some(t + 100));
+
+    // Disabled subscriptions do not count.
+    append_one(&store, "default", "c", t + 50, &["off"]).await;
+    assert_eq!(store.next_due().await.unwrap(), Some(t + 50));
+    set_active(&store, "default", "off", false).await;
+    assert_eq!(store.next_due().await.unwrap(), Some(t + 100));
+
+    // Leased deliveries do not count.
+    let d = claim_one(&store, t + 100).await;
+    assert_eq!(event_id_of(&d), "a");
+    assert_eq!(store.next_due().await.unwrap(), Some(t + 200));
+    // Released, it counts again at its new time.
+    complete(&store, vec![update(&d, None, Next::Release(t + 150))]).await;
+    assert_eq!(store.next_due().await.unwrap(), Some(t + 150));
+
+    // Dead deliveries do not count.
+    let d = claim_one(&store, t + 150).await;
+    complete(
+        &store,
+        vec![update(
+            &d,
+            None,
+            Next::Dead {
+                dead_letter_sink: false,
+            },
+        )],
+    )
+    .await;
+    assert_eq!(store.next_due().await.unwrap(), Some(t + 200));
+    let d = claim_one(&store, t + 200).await;
+    complete(&store, vec![update(&d, None, Next::Delivered)]).await;
+    assert_eq!(store.next_due().await.unwrap(), None);
+}
+
+pub async fn backlog_counts(store: DynStore) {
+    let t = base();
+    assert_eq!(backlog(&store, "default", "s").await, Backlog::default());
+    put_sub(&store, "default", "s").await;
+    put_sub(&store, "default", "x").await;
+    for i in 0..4 {
+        append_one(&store, "default", &format!("e{i}"), t, &["s"]).await;
+    }
+    append_one(&store, "default", "other", t, &["x"]).await;
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: 4,
+            dead: 0
+        }
+    );
+    let c: Vec<ClaimedDelivery> = claim(&store, t, 10)
+        .await
+        .into_iter()
+        .filter(|d| d.subscription_id == "s")
+        .collect();
+    assert_eq!(c.len(), 4);
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: 4,
+            dead: 0
+        },
+        "leased deliveries are still pending"
+    );
+    complete(
+        &store,
+        vec![
+            update(&c[0], None, Next::Delivered),
+            update(
+                &c[1],
+                None,
+                Next::Dead {
+                    dead_letter_sink: false,
+                },
+            ),
+            update(&c[2], None, Next::RetryAt(t + 10)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: 2,
+            dead: 1
+        }
+    );
+    assert_eq!(
+        backlog(&store, "default", "x").await,
+        Backlog {
+            pending: 1,
+            dead: 0
+        }
+    );
+    assert_eq!(backlog(&store, "p2", "s").await, Backlog::default());
+}
+
+// ----------------------------------------------------------------------------- subscriptions
+
+pub async fn delete_subscription_removes_everything(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    put_sub(&store, "default", "keep").await;
+    append_one(&store, "default", "a", t, &["s", "keep"]).await;
+    append_one(&store, "default", "b", t, &["s", "keep"]).await;
+    let c = claim(&store, t, 10).await;
+    assert_eq!(c.len(), 4);
+    let ups = c
+        .iter()
+        .map(|d| {
+            let a = attempt_for(d, t, Some(500), "x");
+            let next = if event_id_of(d) == "a" {
+                Next::Dead {
+                    dead_letter_sink: false,
+                }
+            } else {
+                Next::RetryAt(t + 10)
+            };
+            update(d, Some(a), next)
+        })
+        .collect();
+    complete(&store, ups).await;
+
+    assert!(store.delete_subscription("default", "s").await.unwrap());
+    assert!(!store.delete_subscription("default", "s").await.unwrap());
+    assert!(!store.delete_subscription("default", "never").await.unwrap());
+
+    assert_eq!(backlog(&store, "default", "s").await, Backlog::default());
+    assert!(store
+        .list_attempts("default", "s", 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_dead_letters("default", "s", 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+    let subs = store.load_subscriptions().await.unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].sub.id, "keep");
+
+    // Re-creating the subscription does not bring old deliveries back.
+    put_sub(&store, "default", "s").await;
+    assert_eq!(backlog(&store, "default", "s").await, Backlog::default());
+    let c = claim(&store, t + 10, 10).await;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].subscription_id, "keep");
+    // The other subscription keeps its backlog and attempts.
+    assert_eq!(
+        backlog(&store, "default", "keep").await,
+        Backlog {
+            pending: 1,
+            dead: 1
+        }
+    );
+    assert_eq!(
+        store
+            .list_attempts("default", "keep", 10, None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub async fn load_subscriptions_round_trip(store: DynStore) {
+    assert!(store.load_subscriptions().await.unwrap().is_empty());
+    store.ensure_project("p2").await.unwrap();
+    let full: Subscription = serde_json::from_value(json!({
+        "id": "full",
+        "sink": "https://example.com/hook",
+        "source": "/orders",
+        "types": ["a.b", "c.d"],
+        "config": {"k": 1},
+        "filters": [{"exact": {"type": "a.b"}}],
+        "protocolsettings": {"method": "PUT", "headers": {"x-a": "1"}, "mode": "binary"},
+        "sinkcredential": {"credentialtype": "PLAIN", "identifier": "u", "secret": "p"},
+        "topics": [["orders", "eu"], []],
+        "signing_secret": "whsec_abc",
+        "owner": "team-a",
+        "state": {"status": "disabled", "reason": "sink failing", "since": 42},
+        "created_at": 7,
+        "updated_at": 9
+    }))
+    .expect("full subscription JSON");
+    let full = StoredSubscription {
+        project: "p2".into(),
+        sub: full,
+    };
+    store.put_subscription("p2", &full).await.unwrap();
+    let simple = stored("default", "simple");
+    store.put_subscription("default", &simple).await.unwrap();
+
+    let mut got = store.load_subscriptions().await.unwrap();
+    got.sort_by(|a, b| (&a.project, &a.sub.id).cmp(&(&b.project, &b.sub.id)));
+    assert_eq!(got, vec![simple.clone(), full.clone()]);
+
+    // put_subscription replaces.
+    let mut changed = simple.clone();
+    changed.sub.sink = "http://y".into();
+    changed.sub.owner = Some("me".into());
+    store.put_subscription("default", &changed).await.unwrap();
+    let mut got = store.load_subscriptions().await.unwrap();
+    got.sort_by(|a, b| (&a.project, &a.sub.id).cmp(&(&b.project, &b.sub.id)));
+    assert_eq!(got, vec![changed, full]);
+
+    // The same id in two projects is two subscriptions.
+    put_sub(&store, "p2", "simple").await;
+    assert_eq!(store.load_subscriptions().await.unwrap().len(), 3);
+}
+
+// ----------------------------------------------------------------------------- prune
+
+pub async fn prune_drops_old_dedup_keys(store: DynStore) {
+    let t = base();
+    let old = append_one(&store, "default", "old", t, &[]).await;
+    let young = append_one(&store, "default", "young", t + 100, &[]).await;
+    store.prune(t + 50, 100, i64::MIN).await.unwrap();
+    // Both are still inside the dedup window, but the old key was pruned.
+    let out = append(
+        &store,
+        "default",
+        WINDOW,
+        vec![
+            event("old", "/src", t + 200, &[]),
+            event("young", "/src", t + 200, &[]),
+        ],
+    )
+    .await;
+    let again = stored_seq(out[0]);
+    assert!(again > young && again != old);
+    assert_eq!(out[1], AppendOutcome::Duplicate { seq: young });
+}
+
+pub async fn prune_keeps_n_attempts_per_subscription(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "a").await;
+    put_sub(&store, "default", "b").await;
+    put_sub(&store, "p2", "a").await;
+    append_one(&store, "default", "e", t, &["a", "b"]).await;
+    append_one(&store, "p2", "e", t, &["a"]).await;
+    for i in 0..5 {
+        let now = t + i;
+        let c = claim(&store, now, 10).await;
+        assert_eq!(c.len(), 3);
+        let ups = c
+            .iter()
+            .filter(|d| i < 3 || d.subscription_id == "a")
+            .map(|d| {
+                let a = attempt_for(d, now, Some(500 + i as u16), "x");
+                update(d, Some(a), Next::RetryAt(now + 1))
+            })
+            .chain(
+                c.iter()
+                    .filter(|d| i >= 3 && d.subscription_id != "a")
+                    .map(|d| update(d, None, Next::Release(now + 1))),
+            )
+            .collect();
+        complete(&store, ups).await;
+    }
+    let count = |p: &'static str, s: &'static str| {
+        let store = store.clone();
+        async move { store.list_attempts(p, s, 100, None).await.unwrap() }
+    };
+    assert_eq!(count("default", "a").await.len(), 5);
+    assert_eq!(count("default", "b").await.len(), 3);
+    assert_eq!(count("p2", "a").await.len(), 5);
+    store.prune(i64::MIN, 2, i64::MIN).await.unwrap();
+    let a = count("default", "a").await;
+    let statuses: Vec<Option<u16>> = a.iter().map(|x| x.status).collect();
+    assert_eq!(statuses, vec![Some(504), Some(503)], "the newest are kept");
+    let b = count("default", "b").await;
+    let statuses: Vec<Option<u16>> = b.iter().map(|x| x.status).collect();
+    assert_eq!(statuses, vec![Some(502), Some(501)]);
+    assert_eq!(count("p2", "a").await.len(), 2, "kept per project too");
+    // Pruning attempts does not touch the deliveries.
+    assert_eq!(backlog(&store, "default", "a").await.pending, 1);
+}
+
+/// `event_exists(seq)` looks behind the trait: does the store still hold the event?
+pub async fn prune_drops_unreferenced_old_events<F>(store: DynStore, event_exists: F)
+where
+    F: Fn(i64) -> bool,
+{
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    let unrouted = append_one(&store, "default", "unrouted", t, &[]).await;
+    let delivered = append_one(&store, "default", "delivered", t, &["s"]).await;
+    let pending = append_one(&store, "default", "pending", t, &["s"]).await;
+    let dead = append_one(&store, "default", "dead", t, &["s"]).await;
+    let young = append_one(&store, "default", "young", t + 1_000, &[]).await;
+    let c = claim(&store, t, 10).await;
+    assert_eq!(c.len(), 3);
+    let by_id = |id: &str| c.iter().find(|d| event_id_of(d) == id).unwrap();
+    complete(
+        &store,
+        vec![
+            update(by_id("delivered"), None, Next::Delivered),
+            update(
+                by_id("dead"),
+                None,
+                Next::Dead {
+                    dead_letter_sink: false,
+                },
+            ),
+            update(by_id("pending"), None, Next::RetryAt(t + 10)),
+        ],
+    )
+    .await;
+    for seq in [unrouted, delivered, pending, dead, young] {
+        assert!(event_exists(seq), "seq {seq} present before prune");
+    }
+
+    store.prune(i64::MIN, 100, t + 500).await.unwrap();
+
+    assert!(!event_exists(unrouted), "old, never routed: dropped");
+    assert!(!event_exists(delivered), "old, delivered: dropped");
+    assert!(event_exists(pending), "pending delivery keeps its event");
+    assert!(event_exists(dead), "dead letter keeps its event");
+    assert!(event_exists(young), "younger than the cutoff: kept");
+    // What the kept events are needed for still works.
+    let p = claim_one(&store, t + 10).await;
+    assert_eq!(p.seq, pending);
+    assert_eq!(p.body, body_of("pending", "/src"));
+    let dl = store
+        .list_dead_letters("default", "s", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(dl.len(), 1);
+    assert_eq!(dl[0].seq, dead);
+    assert_eq!(dl[0].event["id"], "dead");
+}
+
+// ----------------------------------------------------------------------------- durability
+
+/// `open` opens the same durable store again; the suite drops every handle in between.
+pub async fn durable_across_reopen<F>(open: F)
+where
+    F: Fn() -> DynStore,
+{
+    let t = base();
+    let store = open();
+    store.ensure_project("p2").await.unwrap();
+    put_sub(&store, "p2", "s").await;
+    let seq = append_one(&store, "p2", "a", t, &["s"]).await;
+    drop(store);
+
+    let store = open();
+    let subs = store.load_subscriptions().await.unwrap();
+    assert_eq!(subs, vec![stored("p2", "s")]);
+    let mut projects = store.list_projects().await.unwrap();
+    projects.sort();
+    assert_eq!(projects, vec!["default", "p2"]);
+    let d = claim_one(&store, t).await;
+    assert_eq!(d.seq, seq);
+    assert_eq!(d.project, "p2");
+    assert_eq!(d.body, body_of("a", "/src"));
+    // The dedup key survived too.
+    let out = append(&store, "p2", WINDOW, vec![event("a", "/src", t + 1, &[])]).await;
+    assert_eq!(out, vec![AppendOutcome::Duplicate { seq }]);
+}
+
+pub async fn leases_cleared_on_reopen<F>(open: F)
+where
+    F: Fn() -> DynStore,
+{
+    let t = base();
+    let store = open();
+    put_sub(&store, "default", "s").await;
+    append_one(&store, "default", "a", t, &["s"]).await;
+    let leased = store.claim_due(t, t + 3_600_000, 10, &[]).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert!(claim(&store, t + 1, 10).await.is_empty(), "leased");
+    drop(store);
+
+    let store = open();
+    assert_eq!(store.next_due().await.unwrap(), Some(t));
+    let d = claim_one(&store, t + 1).await;
+    assert_eq!(d.delivery_id, leased[0].delivery_id);
+    assert_eq!(d.attempts, 0);
+}
+
+// ----------------------------------------------------------------------------- group commit
+
+pub async fn concurrent_appends_group_commit(store: DynStore) {
+    const N: usize = 200;
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    let mut tasks = Vec::with_capacity(N);
+    for i in 0..N {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(AppendBatch {
+                    project: "default".into(),
+                    dedup_window_ms: WINDOW,
+                    events: vec![event(&format!("c{i}"), "/src", t, &["s"])],
+                })
+                .await
+        }));
+    }
+    let mut seqs = HashSet::new();
+    for task in tasks {
+        let out = task.await.expect("task").expect("append");
+        assert_eq!(out.len(), 1);
+        assert!(
+            seqs.insert(stored_seq(out[0])),
+            "duplicate seq {:?}",
+            out[0]
+        );
+    }
+    assert_eq!(seqs.len(), N);
+    assert_eq!(
+        backlog(&store, "default", "s").await,
+        Backlog {
+            pending: N as u64,
+            dead: 0
+        }
+    );
+    let claimed = claim(&store, t, 1_000).await;
+    let claimed: HashSet<i64> = claimed.iter().map(|d| d.seq).collect();
+    assert_eq!(claimed, seqs);
+}
