@@ -41,7 +41,7 @@ conformance! {
     claim_respects_skip,
     claim_lease_hides_until_expired,
     claim_takes_oldest_due_first,
-    #[ignore = "bug: SqliteStore::claim_due re-sorts the leased deliveries by delivery_id, not due_at"]
+
     claim_returns_in_due_order,
     complete_delivered_removes,
     complete_retry_at,

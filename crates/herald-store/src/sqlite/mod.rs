@@ -235,16 +235,18 @@ impl Store for SqliteStore {
                           AND s.active = 1
                           AND (d.project || '/' || d.subscription_id) NOT IN (SELECT value FROM json_each(?3))
                         ORDER BY d.due_at LIMIT ?4)
-                     RETURNING id, project, subscription_id, seq, target, attempts, created_at",
+                     RETURNING id, project, subscription_id, seq, target, attempts, created_at, due_at",
                 )?;
-                let rows: Vec<(i64, String, String, i64, i64, u32, i64)> = claim
+                let mut rows: Vec<(i64, String, String, i64, i64, u32, i64, i64)> = claim
                     .query_map(params![lease_until, now, skip, limit as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
+                // RETURNING has no order: hand them out oldest due first, as leased.
+                rows.sort_by_key(|r| (r.7, r.0));
                 let mut body = c.prepare_cached("SELECT body FROM events WHERE seq = ?1")?;
                 let mut out = Vec::with_capacity(rows.len());
-                for (delivery_id, project, subscription_id, seq, target, attempts, created_at) in rows {
+                for (delivery_id, project, subscription_id, seq, target, attempts, created_at, _) in rows {
                     let body: Vec<u8> = body.query_row([seq], |r| r.get(0))?;
                     out.push(ClaimedDelivery {
                         delivery_id,
@@ -257,7 +259,6 @@ impl Store for SqliteStore {
                         body,
                     });
                 }
-                out.sort_by_key(|d| d.delivery_id);
                 Ok(out)
             })
             .await
@@ -293,6 +294,10 @@ impl Store for SqliteStore {
                                 "UPDATE deliveries SET state = 1, attempts = attempts + 1, dead_at = ?2, lease_until = NULL, last_error = ?3 WHERE id = ?1",
                             )?
                             .execute(params![u.delivery_id, now, u.last_error])?;
+                            // A copy for the dead-letter sink that dies too is dropped: the
+                            // original stays listed as the dead letter, the attempts keep why.
+                            c.prepare_cached("DELETE FROM deliveries WHERE id = ?1 AND target = 1")?
+                                .execute([u.delivery_id])?;
                             if *dead_letter_sink {
                                 c.prepare_cached(
                                     "INSERT INTO deliveries(project, subscription_id, seq, target, state, attempts, due_at, created_at)
@@ -315,9 +320,10 @@ impl Store for SqliteStore {
     async fn next_due(&self) -> Result<Option<i64>> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT MIN(d.due_at) FROM deliveries d
+                "SELECT MIN(CASE WHEN d.lease_until IS NULL THEN d.due_at ELSE MAX(d.due_at, d.lease_until) END)
+                 FROM deliveries d
                  JOIN subscriptions s ON s.project = d.project AND s.id = d.subscription_id
-                 WHERE d.state = 0 AND d.lease_until IS NULL AND s.active = 1",
+                 WHERE d.state = 0 AND s.active = 1",
             )?
             .query_row([], |r| r.get(0))
         })

@@ -7,8 +7,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, StoreError};
 
-/// Runs inside the transaction; returns whether it succeeded and what to do after commit.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+/// Runs inside the transaction (`None`: the transaction could not begin, so the job only
+/// fails); returns whether it succeeded and what to do after commit.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
 type Finish = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
 /// Most jobs in one group; bounds the latency a group adds to its first caller.
@@ -38,14 +39,20 @@ impl Writer {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| match f(conn) {
-            Ok(value) => (
+        let job: Job = Box::new(move |conn| match conn.map(f) {
+            None => (
+                false,
+                Box::new(move |outcome: std::result::Result<(), String>| {
+                    let _ = reply.send(Err(StoreError::Backend(outcome.err().unwrap_or_default())));
+                }),
+            ),
+            Some(Ok(value)) => (
                 true,
                 Box::new(move |committed| {
                     let _ = reply.send(committed.map(|_| value).map_err(StoreError::Backend));
                 }),
             ),
-            Err(e) => {
+            Some(Err(e)) => {
                 let msg = e.to_string();
                 (
                     false,
@@ -73,14 +80,14 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         let began = conn.execute_batch("BEGIN IMMEDIATE");
         if let Err(e) = began {
             for job in jobs {
-                let (_, finish) = job(&conn);
+                let (_, finish) = job(None);
                 finish(Err(format!("could not begin transaction: {e}")));
             }
             continue;
         }
         for job in jobs {
             let _ = conn.execute_batch("SAVEPOINT job");
-            let (ok, finish) = job(&conn);
+            let (ok, finish) = job(Some(&conn));
             if !ok {
                 let _ = conn.execute_batch("ROLLBACK TO job");
             }
