@@ -22,6 +22,16 @@ struct Cli {
 enum Command {
     /// Ingest, delivery, latency, RSS and batch benchmarks of the spine.
     Spine(spine::Args),
+    /// Binary-mode ingest load against a running server; prints events/s.
+    Ingest {
+        /// Ingest URL, e.g. http://127.0.0.1:8765/v1/api/default/events
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
     /// Baseline: a bare axum server answering 202 (internal).
     Bare202 {
         #[arg(long)]
@@ -49,6 +59,11 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Spine(args) => spine::run(args).await,
+            Command::Ingest {
+                url,
+                seconds,
+                connections,
+            } => spine::ingest_only(url, seconds, connections).await,
             Command::Bare202 { port } => baselines::bare_202(port).await,
             Command::BareAppend { port, file } => baselines::bare_append(port, file).await,
             Command::Receiver { port } => baselines::receiver(port).await,

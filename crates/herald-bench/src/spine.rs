@@ -135,6 +135,23 @@ async fn get_json(url: &str) -> Result<Value> {
     Ok(reqwest::Client::new().get(url).send().await?.json().await?)
 }
 
+/// Closed-loop binary ingest against `url` (for profiling a running server).
+pub async fn ingest_only(url: String, seconds: u64, connections: usize) -> Result<()> {
+    let r = closed_loop(
+        connections,
+        Duration::from_secs(seconds),
+        binary_event(url, Arc::new(AtomicU64::new(0))),
+    )
+    .await;
+    println!(
+        "{:.0} events/s ({} ok, {} errors)",
+        r.per_sec(),
+        r.ok,
+        r.errors
+    );
+    Ok(())
+}
+
 pub async fn run(args: Args) -> Result<()> {
     let me = std::env::current_exe()?;
     let herald = me.with_file_name("herald");

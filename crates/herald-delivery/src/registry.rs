@@ -1,6 +1,8 @@
-//! Subscriptions in memory, compiled, with the routing index used at ingest. Routing
-//! narrows candidates by exact type (and falls back to the type-less list) before topic,
-//! source and filter checks, so cost does not grow with subscriptions that cannot match.
+//! Subscriptions in memory, compiled, with the routing index used at ingest. Each
+//! subscription is filed under its most selective exact key (its types, else its source,
+//! else its topic prefixes), so an event only looks at subscriptions filed under its own
+//! type, its source and the prefixes of its topic before topic, source and filter checks
+//! run: cost does not grow with subscriptions that cannot match.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -52,23 +54,56 @@ impl Entry {
 struct ProjectIndex {
     by_id: HashMap<String, Arc<Entry>>,
     by_type: HashMap<String, Vec<Arc<Entry>>>,
-    any_type: Vec<Arc<Entry>>,
+    by_source: HashMap<String, Vec<Arc<Entry>>>,
+    /// Keyed by the `/`-joined topic prefix (`""` for all topics).
+    by_topic_prefix: HashMap<String, Vec<Arc<Entry>>>,
 }
 
 impl ProjectIndex {
     fn build(entries: impl Iterator<Item = Arc<Entry>>) -> ProjectIndex {
         let mut idx = ProjectIndex::default();
         for e in entries {
-            if e.sub.types.is_empty() {
-                idx.any_type.push(e.clone());
+            let (map, keys): (_, Vec<String>) = if !e.sub.types.is_empty() {
+                (&mut idx.by_type, e.sub.types.clone())
+            } else if let Some(source) = &e.sub.source {
+                (&mut idx.by_source, vec![source.clone()])
             } else {
-                for t in &e.sub.types {
-                    idx.by_type.entry(t.clone()).or_default().push(e.clone());
-                }
+                (
+                    &mut idx.by_topic_prefix,
+                    e.sub.topics.iter().map(|p| p.join("/")).collect(),
+                )
+            };
+            let mut keys = keys;
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                map.entry(k).or_default().push(e.clone());
             }
             idx.by_id.insert(e.sub.id.clone(), e);
         }
         idx
+    }
+
+    /// Every subscription filed under a key this event has.
+    fn candidates<'a>(&'a self, topic: &Topic, event: &Event) -> Vec<&'a Arc<Entry>> {
+        let mut out = Vec::new();
+        let mut add = |m: &'a HashMap<String, Vec<Arc<Entry>>>, k: &str| {
+            if let Some(v) = m.get(k) {
+                out.extend(v.iter());
+            }
+        };
+        add(&self.by_type, &event.ty);
+        add(&self.by_source, &event.source);
+        let mut prefix = String::new();
+        add(&self.by_topic_prefix, &prefix);
+        for (i, seg) in topic.segments().iter().enumerate() {
+            if i > 0 {
+                prefix.push('/');
+            }
+            prefix.push_str(seg);
+            add(&self.by_topic_prefix, &prefix);
+        }
+        out
     }
 }
 
@@ -167,14 +202,8 @@ impl Registry {
         let Some(idx) = self.snapshot(project) else {
             return Vec::new();
         };
-        let typed = idx
-            .by_type
-            .get(&event.ty)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        typed
-            .iter()
-            .chain(idx.any_type.iter())
+        idx.candidates(topic, event)
+            .into_iter()
             .filter(|e| e.matches(topic, event))
             .map(|e| e.sub.id.clone())
             .collect()

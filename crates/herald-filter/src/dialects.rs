@@ -1,8 +1,20 @@
 //! The Subscriptions API `filters` array compiled into a [`Filter`] tree. The array is an
 //! implicit `all`; unknown dialects are refused at compile time, as the spec requires.
+//! `sql` (CESQL) and `feel` expressions are parsed here, once, with their error position.
 
-use herald_core::Event;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use herald_core::{Data, Event, ExtValue};
 use serde_json::Value;
+
+use crate::{cesql, feel};
+
+static EVALUATION_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Filter evaluations that failed (CESQL error, FEEL null) and so did not match.
+pub fn evaluation_errors() -> u64 {
+    EVALUATION_ERRORS.load(Ordering::Relaxed)
+}
 
 /// Deepest nesting of `all`/`any`/`not` accepted.
 pub const MAX_DEPTH: usize = 32;
@@ -15,6 +27,10 @@ pub enum Filter {
     All(Vec<Filter>),
     Any(Vec<Filter>),
     Not(Box<Filter>),
+    /// CloudEvents SQL: true only for a Boolean `TRUE` without error.
+    Sql(cesql::Expression),
+    /// FEEL over the event's data fields (context attributes under `event.`).
+    Feel(feel::Expression),
 }
 
 /// Why a filter was refused, with the JSON path of the offending part (`filters[0].all[1]`).
@@ -30,6 +46,11 @@ fn err(path: &str, message: impl Into<String>) -> FilterError {
         path: path.to_string(),
         message: message.into(),
     }
+}
+
+/// Parse a FEEL expression, with its error position in the message.
+pub fn compile_feel(src: &str) -> Result<feel::Expression, String> {
+    feel::Expression::parse(src).map_err(|e| format!("invalid FEEL expression {e}"))
 }
 
 /// Compile a subscription's `filters` array (empty = match everything).
@@ -79,9 +100,23 @@ fn compile_one(v: &Value, path: &str, depth: usize) -> Result<Filter, FilterErro
             Ok(if dialect == "all" { Filter::All(nested) } else { Filter::Any(nested) })
         }
         "not" => Ok(Filter::Not(Box::new(compile_one(body, &here, depth + 1)?))),
+        "sql" => {
+            let Value::String(src) = body else {
+                return Err(err(&here, "must be a CloudEvents SQL expression string"));
+            };
+            cesql::Expression::parse(src)
+                .map(Filter::Sql)
+                .map_err(|e| err(&here, format!("invalid CloudEvents SQL {e}")))
+        }
+        "feel" => {
+            let Value::String(src) = body else {
+                return Err(err(&here, "must be a FEEL expression string"));
+            };
+            compile_feel(src).map(Filter::Feel).map_err(|e| err(&here, e))
+        }
         other => Err(err(
             path,
-            format!("filter dialect '{other}' is not supported; supported dialects: exact, prefix, suffix, all, any, not"),
+            format!("filter dialect '{other}' is not supported; supported dialects: exact, prefix, suffix, all, any, not, sql, feel"),
         )),
     }
 }
@@ -126,12 +161,49 @@ impl Filter {
             Filter::All(fs) => fs.iter().all(|f| f.matches(event)),
             Filter::Any(fs) => fs.iter().any(|f| f.matches(event)),
             Filter::Not(f) => !f.matches(event),
+            Filter::Sql(expr) => {
+                let eval = expr.evaluate(&EventAttributes(event));
+                if eval.error.is_some() {
+                    EVALUATION_ERRORS.fetch_add(1, Ordering::Relaxed);
+                }
+                eval.error.is_none() && matches!(eval.value, cesql::Value::Boolean(true))
+            }
+            Filter::Feel(expr) => feel_matches(expr, event),
         }
     }
 
     /// True for the empty filter (matches everything without looking).
     pub fn is_trivial(&self) -> bool {
         matches!(self, Filter::All(fs) if fs.is_empty())
+    }
+}
+
+/// Evaluate a FEEL filter: data fields as variables, context attributes under `event`.
+pub fn feel_matches(expr: &feel::Expression, event: &Event) -> bool {
+    let data = match &event.data {
+        Some(Data::Json(v)) => v,
+        _ => &Value::Null,
+    };
+    let result = expr.evaluate(data, &event.attributes_json());
+    if matches!(result, feel::Value::Null) {
+        EVALUATION_ERRORS.fetch_add(1, Ordering::Relaxed);
+    }
+    result.is_true()
+}
+
+/// CESQL's view of an event: context attributes with their CloudEvents types.
+struct EventAttributes<'a>(&'a Event);
+
+impl cesql::EventContext for EventAttributes<'_> {
+    fn attribute(&self, name: &str) -> Option<cesql::Value> {
+        match self.0.extensions.get(name) {
+            Some(ExtValue::Integer(i)) => Some(match i32::try_from(*i) {
+                Ok(i) => cesql::Value::Integer(i),
+                Err(_) => cesql::Value::String(i.to_string()),
+            }),
+            Some(ExtValue::Bool(b)) => Some(cesql::Value::Boolean(*b)),
+            _ => self.0.attribute(name).map(cesql::Value::String),
+        }
     }
 }
 
@@ -185,9 +257,45 @@ mod tests {
     }
 
     #[test]
+    fn sql_and_feel_dialects_match_alone_and_nested() {
+        let mut e = event();
+        e.data = Some(Data::Json(json!({"amount": 150, "items": [{"price": 12}]})));
+        let check = |f: Value| compile(f.as_array().unwrap()).unwrap().matches(&e);
+        assert!(check(
+            json!([{"sql": "type = 'com.github.push' AND count > 5"}])
+        ));
+        assert!(!check(json!([{"sql": "count > 7"}])));
+        assert!(
+            !check(json!([{"sql": "1 / 0 = 0"}])),
+            "an evaluation error never matches"
+        );
+        assert!(check(json!([{"not": {"sql": "source LIKE '%gitlab%'"}}])));
+        assert!(check(
+            json!([{"any": [{"exact": {"type": "x"}}, {"sql": "EXISTS subject"}]}])
+        ));
+        assert!(check(
+            json!([{"all": [{"feel": "amount > 100"}, {"sql": "TRUE"}]}])
+        ));
+        assert!(check(
+            json!([{"feel": "some i in items satisfies i.price > 10 and event.type = \"com.github.push\""}])
+        ));
+        assert!(
+            !check(json!([{"feel": "amount > \"x\""}])),
+            "FEEL null never matches"
+        );
+    }
+
+    #[test]
     fn refuses_unsupported_and_malformed() {
         let cases = [
             (json!([{"jsonpath": "$.x"}]), "filters[0]", "not supported"),
+            (json!([{"sql": "type = "}]), "filters[0].sql", "position"),
+            (
+                json!([{"all": [{"feel": "amount >"}]}]),
+                "filters[0].all[0].feel",
+                "position",
+            ),
+            (json!([{"sql": 1}]), "filters[0].sql", "string"),
             (json!([{"all": []}]), "filters[0].all", "at least one"),
             (
                 json!([{"exact": {"type": ""}}]),

@@ -37,8 +37,10 @@ impl SqliteStore {
         let conn = Connection::open(&path).map_err(backend)?;
         schema::configure(&conn, true).map_err(backend)?;
         conn.execute_batch(schema::SCHEMA).map_err(backend)?;
+        // A lease moves due_at to the lease's end and keeps the real due time in
+        // leased_from; nobody else holds leases on this file, so undo every lease.
         conn.execute(
-            "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
+            "UPDATE deliveries SET due_at = leased_from, leased_from = NULL WHERE leased_from IS NOT NULL",
             [],
         )
         .map_err(backend)?;
@@ -136,8 +138,11 @@ impl Store for SqliteStore {
                 let mut remember = c.prepare_cached(
                     "INSERT OR REPLACE INTO dedup(project, source, id, seq, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
+                // A disabled subscription's deliveries are parked (state 2) as they arrive.
                 let mut route = c.prepare_cached(
-                    "INSERT INTO deliveries(project, subscription_id, seq, target, state, attempts, due_at, created_at) VALUES (?1, ?2, ?3, 0, 0, 0, ?4, ?4)",
+                    "INSERT INTO deliveries(project, subscription_id, seq, target, state, attempts, due_at, created_at)
+                     SELECT ?1, ?2, ?3, 0, CASE WHEN s.active = 1 THEN 0 ELSE 2 END, 0, ?4, ?4
+                     FROM subscriptions s WHERE s.project = ?1 AND s.id = ?2",
                 )?;
                 let mut out = Vec::with_capacity(batch.events.len());
                 for ev in &batch.events {
@@ -173,6 +178,12 @@ impl Store for SqliteStore {
                      ON CONFLICT(project, id) DO UPDATE SET active = excluded.active, body = excluded.body",
                     params![project, id, active, body],
                 )?;
+                // Park or unpark the backlog so leasing never scans a disabled subscription's.
+                let (from, to) = if active { (2, 0) } else { (0, 2) };
+                c.prepare_cached(
+                    "UPDATE deliveries SET state = ?4 WHERE project = ?1 AND subscription_id = ?2 AND state = ?3",
+                )?
+                .execute(params![project, id, from, to])?;
                 Ok(())
             })
             .await
@@ -227,23 +238,22 @@ impl Store for SqliteStore {
         let skip = serde_json::to_string(skip).map_err(backend)?;
         self.writer
             .write(move |c| {
-                let mut claim = c.prepare_cached(
-                    "UPDATE deliveries SET lease_until = ?1 WHERE id IN (
-                        SELECT d.id FROM deliveries d
-                        JOIN subscriptions s ON s.project = d.project AND s.id = d.subscription_id
-                        WHERE d.state = 0 AND d.due_at <= ?2 AND (d.lease_until IS NULL OR d.lease_until < ?2)
-                          AND s.active = 1
-                          AND (d.project || '/' || d.subscription_id) NOT IN (SELECT value FROM json_each(?3))
-                        ORDER BY d.due_at LIMIT ?4)
-                     RETURNING id, project, subscription_id, seq, target, attempts, created_at, due_at",
+                let mut due = c.prepare_cached(
+                    "SELECT id, project, subscription_id, seq, target, attempts, created_at, due_at FROM deliveries
+                     WHERE state = 0 AND due_at <= ?1
+                       AND (project || '/' || subscription_id) NOT IN (SELECT value FROM json_each(?2))
+                     ORDER BY due_at, id LIMIT ?3",
                 )?;
-                let mut rows: Vec<(i64, String, String, i64, i64, u32, i64, i64)> = claim
-                    .query_map(params![lease_until, now, skip, limit as i64], |r| {
+                let rows: Vec<(i64, String, String, i64, i64, u32, i64, i64)> = due
+                    .query_map(params![now, skip, limit as i64], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
-                // RETURNING has no order: hand them out oldest due first, as leased.
-                rows.sort_by_key(|r| (r.7, r.0));
+                // The lease moves the row out of the due range until it ends.
+                let mut lease = c.prepare_cached("UPDATE deliveries SET leased_from = due_at, due_at = ?2 WHERE id = ?1")?;
+                for r in &rows {
+                    lease.execute(params![r.0, lease_until])?;
+                }
                 let mut body = c.prepare_cached("SELECT body FROM events WHERE seq = ?1")?;
                 let mut out = Vec::with_capacity(rows.len());
                 for (delivery_id, project, subscription_id, seq, target, attempts, created_at, _) in rows {
@@ -285,13 +295,13 @@ impl Store for SqliteStore {
                         }
                         Next::RetryAt(at) => {
                             c.prepare_cached(
-                                "UPDATE deliveries SET attempts = attempts + 1, due_at = ?2, lease_until = NULL, last_error = ?3 WHERE id = ?1",
+                                "UPDATE deliveries SET attempts = attempts + 1, due_at = ?2, leased_from = NULL, last_error = ?3 WHERE id = ?1",
                             )?
                             .execute(params![u.delivery_id, at, u.last_error])?;
                         }
                         Next::Dead { dead_letter_sink } => {
                             c.prepare_cached(
-                                "UPDATE deliveries SET state = 1, attempts = attempts + 1, dead_at = ?2, lease_until = NULL, last_error = ?3 WHERE id = ?1",
+                                "UPDATE deliveries SET state = 1, attempts = attempts + 1, dead_at = ?2, leased_from = NULL, last_error = ?3 WHERE id = ?1",
                             )?
                             .execute(params![u.delivery_id, now, u.last_error])?;
                             // A copy for the dead-letter sink that dies too is dropped: the
@@ -301,13 +311,15 @@ impl Store for SqliteStore {
                             if *dead_letter_sink {
                                 c.prepare_cached(
                                     "INSERT INTO deliveries(project, subscription_id, seq, target, state, attempts, due_at, created_at)
-                                     SELECT project, subscription_id, seq, 1, 0, 0, ?2, ?2 FROM deliveries WHERE id = ?1 AND target = 0",
+                                     SELECT d.project, d.subscription_id, d.seq, 1, CASE WHEN s.active = 1 THEN 0 ELSE 2 END, 0, ?2, ?2
+                                     FROM deliveries d JOIN subscriptions s ON s.project = d.project AND s.id = d.subscription_id
+                                     WHERE d.id = ?1 AND d.target = 0",
                                 )?
                                 .execute(params![u.delivery_id, now])?;
                             }
                         }
                         Next::Release(at) => {
-                            c.prepare_cached("UPDATE deliveries SET due_at = ?2, lease_until = NULL WHERE id = ?1")?
+                            c.prepare_cached("UPDATE deliveries SET due_at = ?2, leased_from = NULL WHERE id = ?1")?
                                 .execute(params![u.delivery_id, at])?;
                         }
                     }
@@ -319,13 +331,8 @@ impl Store for SqliteStore {
 
     async fn next_due(&self) -> Result<Option<i64>> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT MIN(CASE WHEN d.lease_until IS NULL THEN d.due_at ELSE MAX(d.due_at, d.lease_until) END)
-                 FROM deliveries d
-                 JOIN subscriptions s ON s.project = d.project AND s.id = d.subscription_id
-                 WHERE d.state = 0 AND s.active = 1",
-            )?
-            .query_row([], |r| r.get(0))
+            c.prepare_cached("SELECT MIN(due_at) FROM deliveries WHERE state = 0")?
+                .query_row([], |r| r.get(0))
         })
         .await
     }
@@ -374,7 +381,9 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 let n = c.execute(
-                    "UPDATE deliveries SET state = 0, attempts = 0, due_at = ?3, created_at = ?3, dead_at = NULL, lease_until = NULL
+                    "UPDATE deliveries SET attempts = 0, due_at = ?3, created_at = ?3, dead_at = NULL, leased_from = NULL,
+                       state = (SELECT CASE WHEN s.active = 1 THEN 0 ELSE 2 END FROM subscriptions s
+                                WHERE s.project = ?1 AND s.id = ?2)
                      WHERE project = ?1 AND subscription_id = ?2 AND state = 1 AND target = 0
                        AND (?4 IS NULL OR id IN (SELECT value FROM json_each(?4)))",
                     params![project, subscription, now, ids],
@@ -421,7 +430,7 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 let n = c.execute(
-                    "UPDATE deliveries SET due_at = ?3 WHERE project = ?1 AND subscription_id = ?2 AND state = 0 AND due_at > ?3",
+                    "UPDATE deliveries SET due_at = ?3 WHERE project = ?1 AND subscription_id = ?2 AND state = 0 AND due_at > ?3 AND leased_from IS NULL",
                     params![project, subscription, now],
                 )?;
                 Ok(n as u64)
@@ -439,8 +448,8 @@ impl Store for SqliteStore {
             let rows = st.query_map(params![project, subscription], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?)))?;
             for row in rows {
                 match row? {
-                    (0, n) => b.pending = n,
-                    (_, n) => b.dead += n,
+                    (1, n) => b.dead = n,
+                    (_, n) => b.pending += n,
                 }
             }
             Ok(b)

@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     body TEXT NOT NULL,
     PRIMARY KEY (project, id)
 ) WITHOUT ROWID;
--- state: 0 pending (leased while lease_until is in the future), 1 dead.
+-- state: 0 pending, 1 dead, 2 parked (pending for a disabled subscription).
+-- A lease keeps the real due time in leased_from and moves due_at to the lease's end,
+-- so leased rows leave the due range until the lease ends.
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     project TEXT NOT NULL,
@@ -46,7 +48,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     state INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     due_at INTEGER NOT NULL,
-    lease_until INTEGER,
+    leased_from INTEGER,
     created_at INTEGER NOT NULL,
     dead_at INTEGER,
     last_error TEXT
