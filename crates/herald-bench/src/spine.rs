@@ -290,14 +290,11 @@ pub async fn run(args: Args) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let herald_delivery = target as f64 / start.elapsed().as_secs_f64();
-    // Let the rest drain before the next measurement.
-    loop {
-        let b = get_json(&format!("{api}/subscriptions/{sub_id}")).await?;
-        if b["backlog"]["pending"].as_u64().unwrap_or(0) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Drop the rest of the backlog with the subscription; the latency run gets a new one.
+    reqwest::Client::new().delete(format!("{api}/subscriptions/{sub_id}")).send().await?;
+    post_json(&format!("{api}/subscriptions"), json!({"sink": format!("{recv_url}/hook"),
+        "protocolsettings": {"mode": "binary"}, "types": ["com.example.order.created"]}))
+    .await?;
     let rss_delivery_peak = herald_proc.rss_kib("VmHWM:");
     let hook = format!("{recv_url}/hook");
     let body = payload(160);

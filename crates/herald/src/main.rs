@@ -4,6 +4,11 @@
 
 mod client;
 
+/// mimalloc: the ingest path allocates per request (headers, JSON); glibc malloc showed up
+/// as ~13% of CPU under load in profiles, mimalloc far less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
