@@ -291,9 +291,15 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let herald_delivery = target as f64 / start.elapsed().as_secs_f64();
     // Drop the rest of the backlog with the subscription; the latency run gets a new one.
-    reqwest::Client::new().delete(format!("{api}/subscriptions/{sub_id}")).send().await?;
-    post_json(&format!("{api}/subscriptions"), json!({"sink": format!("{recv_url}/hook"),
-        "protocolsettings": {"mode": "binary"}, "types": ["com.example.order.created"]}))
+    reqwest::Client::new()
+        .delete(format!("{api}/subscriptions/{sub_id}"))
+        .send()
+        .await?;
+    post_json(
+        &format!("{api}/subscriptions"),
+        json!({"sink": format!("{recv_url}/hook"),
+        "protocolsettings": {"mode": "binary"}, "types": ["com.example.order.created"]}),
+    )
     .await?;
     let rss_delivery_peak = herald_proc.rss_kib("VmHWM:");
     let hook = format!("{recv_url}/hook");

@@ -1,9 +1,10 @@
-//! The delivery engine. A dispatcher leases due deliveries from the store (never more
-//! than it has free slots for: the backlog stays on disk), runs each attempt in its own
-//! task under a global and a per-subscription cap, and a completer writes the outcomes
-//! back in batches. Auto-disable and the handshake gate live here too.
+//! The delivery engine. The dispatcher keeps, per subscription with work, only the time
+//! its next delivery is due (the backlog itself stays on disk); it leases, per
+//! subscription, as many due deliveries as that subscription and the global cap have free
+//! slots for, runs each attempt in its own task, and a completer writes outcomes back in
+//! batches. Auto-disable and the handshake gate live here too.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use herald_core::retry::{self, Outcome};
 use herald_core::subscription::SubscriptionState;
 use herald_core::{now_millis, Event, Limits};
 use herald_store::{
-    Attempt, ClaimedDelivery, DeliveryUpdate, Next, Store, StoredSubscription, Target,
+    Attempt, ClaimRequest, ClaimedDelivery, DeliveryUpdate, Next, Store, StoredSubscription, Target,
 };
 use rand::Rng;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
@@ -56,9 +57,20 @@ pub struct Engine {
     client: reqwest::Client,
     cfg: EngineConfig,
     wake: Notify,
-    /// `project/id` of subscriptions at their in-flight cap (skipped when leasing).
-    saturated: Mutex<HashSet<String>>,
+    /// `project/id` -> when that subscription next has a delivery due.
+    due: Mutex<HashMap<String, DueHint>>,
 }
+
+#[derive(Debug, Clone)]
+struct DueHint {
+    project: String,
+    subscription_id: String,
+    at: i64,
+}
+
+/// How often the due hints are checked against the store (a safety net: every change of
+/// the backlog already updates them).
+const RESYNC: Duration = Duration::from_secs(10);
 
 /// The longest request timeout a subscription may set; bounds every lease.
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
@@ -77,13 +89,29 @@ impl Engine {
             client,
             cfg,
             wake: Notify::new(),
-            saturated: Mutex::new(HashSet::new()),
+            due: Mutex::new(HashMap::new()),
         })
     }
 
     /// Tell the dispatcher there may be new work (after an ingest commit or an enable).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A subscription has a delivery due at `at` (new events, a retry, a redeliver, an
+    /// enable): the dispatcher will look at it then.
+    pub fn notify(&self, project: &str, subscription_id: &str, at: i64) {
+        {
+            let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+            let key = format!("{project}/{subscription_id}");
+            let hint = due.entry(key).or_insert_with(|| DueHint {
+                project: project.to_string(),
+                subscription_id: subscription_id.to_string(),
+                at,
+            });
+            hint.at = hint.at.min(at);
+        }
+        self.wake();
     }
 
     /// Start the dispatcher and the completer.
@@ -93,87 +121,116 @@ impl Engine {
         tokio::spawn(self.clone().dispatcher(done_tx))
     }
 
-    async fn dispatcher(self: Arc<Self>, done: mpsc::Sender<DeliveryUpdate>) {
-        let slots = Arc::new(Semaphore::new(self.cfg.max_concurrency));
-        loop {
-            let free = slots.available_permits();
-            if free == 0 {
-                let _ = tokio::time::timeout(self.cfg.poll_interval, self.wake.notified()).await;
+    async fn resync(&self) {
+        match self.store.pending_subscriptions().await {
+            Ok(pending) => {
+                for (project, id, at) in pending {
+                    self.notify(&project, &id, at);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reading the backlog failed"),
+        }
+    }
+
+    /// Pick what to lease now: subscriptions due, active, with free slots; at most
+    /// `budget` deliveries in all. Their hints are taken out (the lease answer puts the
+    /// next due time back). Also returns when the earliest remaining hint is due.
+    fn plan(&self, now: i64, mut budget: usize) -> (Vec<ClaimRequest>, Option<i64>) {
+        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        let mut requests = Vec::new();
+        let mut taken = Vec::new();
+        let mut earliest: Option<i64> = None;
+        for (key, hint) in due.iter() {
+            if hint.at > now {
+                earliest = Some(earliest.map_or(hint.at, |e| e.min(hint.at)));
                 continue;
             }
-            let want = free.min(self.cfg.claim_batch);
-            let skip: Vec<String> = self
-                .saturated
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .cloned()
-                .collect();
+            let Some(entry) = self.registry.get(&hint.project, &hint.subscription_id) else {
+                taken.push(key.clone());
+                continue;
+            };
+            if !entry.sub.is_active() {
+                // Its backlog is parked in the store; enabling notifies again.
+                taken.push(key.clone());
+                continue;
+            }
+            let in_flight = entry.runtime.in_flight.load(Ordering::Acquire);
+            let free = entry.sub.delivery.max_in_flight.saturating_sub(in_flight) as usize;
+            if free == 0 || budget == 0 {
+                continue;
+            }
+            let limit = free.min(budget);
+            budget -= limit;
+            requests.push(ClaimRequest {
+                project: hint.project.clone(),
+                subscription_id: hint.subscription_id.clone(),
+                limit,
+            });
+            taken.push(key.clone());
+        }
+        for key in taken {
+            due.remove(&key);
+        }
+        (requests, earliest)
+    }
+
+    async fn dispatcher(self: Arc<Self>, done: mpsc::Sender<DeliveryUpdate>) {
+        let slots = Arc::new(Semaphore::new(self.cfg.max_concurrency));
+        self.resync().await;
+        let mut last_resync = std::time::Instant::now();
+        loop {
+            if last_resync.elapsed() >= RESYNC {
+                self.resync().await;
+                last_resync = std::time::Instant::now();
+            }
             let now = now_millis();
+            let budget = slots.available_permits().min(self.cfg.claim_batch);
+            let (requests, earliest) = self.plan(now, budget);
+            if requests.is_empty() {
+                let sleep = earliest
+                    .map(|at| Duration::from_millis((at - now).max(1) as u64))
+                    .unwrap_or(self.cfg.poll_interval)
+                    .min(self.cfg.poll_interval);
+                let _ = tokio::time::timeout(sleep, self.wake.notified()).await;
+                continue;
+            }
             let lease_until = now + (MAX_TIMEOUT + self.cfg.lease_slack).as_millis() as i64;
-            let claimed = match self.store.claim_due(now, lease_until, want, &skip).await {
+            let claimed = match self
+                .store
+                .claim_for(requests.clone(), now, lease_until)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "leasing due deliveries failed");
+                    for r in &requests {
+                        self.notify(&r.project, &r.subscription_id, now + 1000);
+                    }
                     tokio::time::sleep(self.cfg.poll_interval).await;
                     continue;
                 }
             };
-            let got = claimed.len();
-            let mut released = Vec::new();
-            for d in claimed {
-                let Some(entry) = self.registry.get(&d.project, &d.subscription_id) else {
-                    continue;
-                };
-                if !entry.sub.is_active() || !self.take_slot(&entry) {
-                    released.push(release(&d, now));
-                    continue;
+            for (request, claim) in requests.iter().zip(claimed) {
+                if let Some(at) = claim.next_due {
+                    self.notify(&request.project, &request.subscription_id, at);
                 }
-                let permit = slots.clone().acquire_owned().await.expect("semaphore open");
-                tokio::spawn(self.clone().attempt(entry, d, permit, done.clone()));
-            }
-            if !released.is_empty() {
-                let _ = done.send_many(released).await;
-            }
-            if got < want {
-                let sleep = match self.store.next_due().await {
-                    Ok(Some(due)) => {
-                        Duration::from_millis((due - now_millis()).clamp(0, i64::MAX) as u64)
-                    }
-                    _ => self.cfg.poll_interval,
+                let Some(entry) = self
+                    .registry
+                    .get(&request.project, &request.subscription_id)
+                else {
+                    continue;
                 };
-                let sleep = sleep.min(self.cfg.poll_interval);
-                if !sleep.is_zero() {
-                    let _ = tokio::time::timeout(sleep, self.wake.notified()).await;
+                for d in claim.deliveries {
+                    entry.runtime.in_flight.fetch_add(1, Ordering::AcqRel);
+                    let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                    tokio::spawn(self.clone().attempt(entry.clone(), d, permit, done.clone()));
                 }
             }
         }
-    }
-
-    fn take_slot(&self, entry: &Entry) -> bool {
-        let cap = entry.sub.delivery.max_in_flight;
-        let now = entry.runtime.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-        if now > cap {
-            entry.runtime.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        if now == cap {
-            self.saturated
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(entry.key());
-        }
-        true
     }
 
     fn give_slot(&self, entry: &Entry) {
-        let before = entry.runtime.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if before >= entry.sub.delivery.max_in_flight {
-            self.saturated
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&entry.key());
-        }
+        entry.runtime.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
     async fn attempt(
@@ -394,31 +451,19 @@ impl Engine {
                     }
                 }
             }
+            let now = now_millis();
+            for u in &batch {
+                match u.next {
+                    Next::RetryAt(at) | Next::Release(at) => {
+                        self.notify(&u.project, &u.subscription_id, at)
+                    }
+                    Next::Dead {
+                        dead_letter_sink: true,
+                    } => self.notify(&u.project, &u.subscription_id, now),
+                    _ => {}
+                }
+            }
             self.wake();
         }
-    }
-}
-
-fn release(d: &ClaimedDelivery, at: i64) -> DeliveryUpdate {
-    DeliveryUpdate {
-        delivery_id: d.delivery_id,
-        project: d.project.clone(),
-        subscription_id: d.subscription_id.clone(),
-        attempt: None,
-        next: Next::Release(at),
-        last_error: None,
-    }
-}
-
-trait SendMany<T> {
-    async fn send_many(&self, items: Vec<T>) -> Result<(), mpsc::error::SendError<T>>;
-}
-
-impl<T> SendMany<T> for mpsc::Sender<T> {
-    async fn send_many(&self, items: Vec<T>) -> Result<(), mpsc::error::SendError<T>> {
-        for item in items {
-            self.send(item).await?;
-        }
-        Ok(())
     }
 }

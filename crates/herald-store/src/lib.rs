@@ -47,6 +47,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         skip: &[String],
     ) -> Result<Vec<ClaimedDelivery>>;
+    /// Lease, per subscription, up to its `limit` due deliveries (oldest due first), all in
+    /// one transaction. Each answer also says when that subscription next has a delivery
+    /// due (pending or leased), so the dispatcher knows when to look again.
+    async fn claim_for(
+        &self,
+        requests: Vec<ClaimRequest>,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<Claimed>>;
+    /// Every subscription with pending deliveries, with its earliest due time.
+    async fn pending_subscriptions(&self) -> Result<Vec<(String, String, i64)>>;
     /// Record attempt outcomes and move deliveries on (delete, reschedule, dead-letter, release).
     async fn complete(&self, updates: Vec<DeliveryUpdate>) -> Result<()>;
     /// The earliest due time of a pending, unleased delivery (for the dispatcher's sleep).

@@ -134,3 +134,19 @@ pub struct Backlog {
     pub pending: u64,
     pub dead: u64,
 }
+
+/// Lease up to `limit` due deliveries of one subscription.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub project: String,
+    pub subscription_id: String,
+    pub limit: usize,
+}
+
+/// The answer to one [`ClaimRequest`].
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub deliveries: Vec<ClaimedDelivery>,
+    /// When the subscription next has a delivery due, if it has any.
+    pub next_due: Option<i64>,
+}

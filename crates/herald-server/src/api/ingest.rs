@@ -103,11 +103,20 @@ async fn ingest(
     };
     // The commit runs in its own task: if the client goes away mid-request, what was
     // committed is still handed to the delivery engine.
+    let mut routed: Vec<String> = batch
+        .events
+        .iter()
+        .flat_map(|e| e.deliveries.iter().cloned())
+        .collect();
+    routed.sort_unstable();
+    routed.dedup();
     let (store, engine) = (app.store.clone(), app.engine.clone());
     let outcomes = tokio::spawn(async move {
         let r = store.append(batch).await;
         if r.is_ok() {
-            engine.wake();
+            for id in &routed {
+                engine.notify(&project, id, received_at);
+            }
         }
         r
     })

@@ -165,7 +165,7 @@ pub async fn enable(
     herald_delivery::Registry::record_success(&entry);
     let entry = save(&app, &project, sub, entry.filter.clone()).await?;
     app.store.make_due(&project, &id, now_millis()).await?;
-    app.engine.wake();
+    app.engine.notify(&project, &id, now_millis());
     Ok(Json(view(&entry.sub)))
 }
 
@@ -255,7 +255,7 @@ pub async fn redeliver_all(
         .store
         .redeliver(&project, &id, req.ids, now_millis())
         .await?;
-    app.engine.wake();
+    app.engine.notify(&project, &id, now_millis());
     Ok(Json(json!({"redelivered": n})))
 }
 
@@ -274,6 +274,6 @@ pub async fn redeliver_one(
             format!("no dead letter {delivery} for subscription '{id}'"),
         )));
     }
-    app.engine.wake();
+    app.engine.notify(&project, &id, now_millis());
     Ok(Json(json!({"redelivered": n})))
 }

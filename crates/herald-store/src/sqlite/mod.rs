@@ -274,6 +274,62 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn claim_for(
+        &self,
+        requests: Vec<ClaimRequest>,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<Claimed>> {
+        self.writer
+            .write(move |c| {
+                let mut due = c.prepare_cached(
+                    "SELECT d.id, d.seq, d.target, d.attempts, d.created_at, e.body
+                     FROM deliveries d JOIN events e ON e.seq = d.seq
+                     WHERE d.project = ?1 AND d.subscription_id = ?2 AND d.state = 0 AND d.due_at <= ?3
+                     ORDER BY d.due_at, d.id LIMIT ?4",
+                )?;
+                let mut lease = c.prepare_cached("UPDATE deliveries SET leased_from = due_at, due_at = ?2 WHERE id = ?1")?;
+                let mut next = c.prepare_cached(
+                    "SELECT MIN(due_at) FROM deliveries WHERE project = ?1 AND subscription_id = ?2 AND state = 0",
+                )?;
+                let mut out = Vec::with_capacity(requests.len());
+                for r in &requests {
+                    let rows = due
+                        .query_map(params![r.project, r.subscription_id, now, r.limit as i64], |row| {
+                            Ok(ClaimedDelivery {
+                                delivery_id: row.get(0)?,
+                                project: r.project.clone(),
+                                subscription_id: r.subscription_id.clone(),
+                                seq: row.get(1)?,
+                                target: Target::from_code(row.get(2)?),
+                                attempts: row.get(3)?,
+                                created_at: row.get(4)?,
+                                body: row.get(5)?,
+                            })
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    for d in &rows {
+                        lease.execute(params![d.delivery_id, lease_until])?;
+                    }
+                    let next_due: Option<i64> = next.query_row(params![r.project, r.subscription_id], |row| row.get(0))?;
+                    out.push(Claimed { deliveries: rows, next_due });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn pending_subscriptions(&self) -> Result<Vec<(String, String, i64)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT project, subscription_id, MIN(due_at) FROM deliveries WHERE state = 0 GROUP BY project, subscription_id",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn complete(&self, updates: Vec<DeliveryUpdate>) -> Result<()> {
         self.writer
             .write(move |c| {

@@ -18,7 +18,6 @@ CREATE TABLE IF NOT EXISTS events (
     received_at INTEGER NOT NULL,
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_by_project ON events(project, seq);
 CREATE INDEX IF NOT EXISTS events_by_time ON events(received_at);
 CREATE TABLE IF NOT EXISTS dedup (
     project TEXT NOT NULL,
@@ -54,7 +53,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, due_at);
-CREATE INDEX IF NOT EXISTS deliveries_by_subscription ON deliveries(project, subscription_id, state, id);
+CREATE INDEX IF NOT EXISTS deliveries_by_subscription ON deliveries(project, subscription_id, state, due_at);
 CREATE INDEX IF NOT EXISTS deliveries_by_seq ON deliveries(seq);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
