@@ -48,8 +48,9 @@ pub trait Store: Send + Sync + 'static {
         skip: &[String],
     ) -> Result<Vec<ClaimedDelivery>>;
     /// Lease, per subscription, up to its `limit` due deliveries (oldest due first), all in
-    /// one transaction. Each answer also says when that subscription next has a delivery
-    /// due (pending or leased), so the dispatcher knows when to look again.
+    /// one step. Each answer also says when that subscription next has an unleased
+    /// delivery due, so the dispatcher knows when to look again (a leased delivery's
+    /// outcome, recorded by `complete`, says when it is due again).
     async fn claim_for(
         &self,
         requests: Vec<ClaimRequest>,

@@ -147,6 +147,6 @@ pub struct ClaimRequest {
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub deliveries: Vec<ClaimedDelivery>,
-    /// When the subscription next has a delivery due, if it has any.
+    /// When the subscription next has an unleased delivery due, if it has any.
     pub next_due: Option<i64>,
 }

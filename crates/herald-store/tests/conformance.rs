@@ -41,8 +41,10 @@ conformance! {
     claim_respects_skip,
     claim_lease_hides_until_expired,
     claim_takes_oldest_due_first,
-
     claim_returns_in_due_order,
+    claim_for_respects_each_limit_and_reports_next_due,
+    claim_for_skips_parked_deliveries,
+    pending_subscriptions_lists_earliest_due,
     complete_delivered_removes,
     complete_retry_at,
     complete_dead_lists_dead_letter,

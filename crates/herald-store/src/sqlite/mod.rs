@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, one writer thread with group commit
 //! (see `writer`), and a small pool of read-only connections for queries.
 
+mod leases;
 mod schema;
 mod writer;
 
@@ -13,12 +14,16 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::model::*;
 use crate::{Result, Store, StoreError};
 use herald_core::now_millis;
+use leases::Leases;
 use writer::Writer;
 
 const READERS: usize = 4;
 
 pub struct SqliteStore {
     writer: Writer,
+    /// Leases live in memory: this process is the only one using the file, so a restart
+    /// (which clears them) is exactly when every lease must end. No write, no fsync.
+    leases: Arc<Leases>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
 }
@@ -28,8 +33,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Open (or create) `herald.db` in `dir`. Leases left by a previous process are
-    /// cleared: this process is the only one using the file.
+    /// Open (or create) `herald.db` in `dir`. This process must be the only one using it.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| backend(format!("cannot create data dir {}: {e}", dir.display())))?;
@@ -37,13 +41,6 @@ impl SqliteStore {
         let conn = Connection::open(&path).map_err(backend)?;
         schema::configure(&conn, true).map_err(backend)?;
         conn.execute_batch(schema::SCHEMA).map_err(backend)?;
-        // A lease moves due_at to the lease's end and keeps the real due time in
-        // leased_from; nobody else holds leases on this file, so undo every lease.
-        conn.execute(
-            "UPDATE deliveries SET due_at = leased_from, leased_from = NULL WHERE leased_from IS NOT NULL",
-            [],
-        )
-        .map_err(backend)?;
         let now = now_millis();
         conn.execute(
             "INSERT OR IGNORE INTO projects(name, created_at) VALUES ('default', ?1)",
@@ -58,6 +55,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             writer: Writer::start(conn),
+            leases: Arc::new(Leases::default()),
             readers: Arc::new(Mutex::new(readers)),
             path,
         })
@@ -236,42 +234,34 @@ impl Store for SqliteStore {
         skip: &[String],
     ) -> Result<Vec<ClaimedDelivery>> {
         let skip = serde_json::to_string(skip).map_err(backend)?;
-        self.writer
-            .write(move |c| {
-                let mut due = c.prepare_cached(
-                    "SELECT id, project, subscription_id, seq, target, attempts, created_at, due_at FROM deliveries
-                     WHERE state = 0 AND due_at <= ?1
-                       AND (project || '/' || subscription_id) NOT IN (SELECT value FROM json_each(?2))
-                     ORDER BY due_at, id LIMIT ?3",
-                )?;
-                let rows: Vec<(i64, String, String, i64, i64, u32, i64, i64)> = due
-                    .query_map(params![now, skip, limit as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                // The lease moves the row out of the due range until it ends.
-                let mut lease = c.prepare_cached("UPDATE deliveries SET leased_from = due_at, due_at = ?2 WHERE id = ?1")?;
-                for r in &rows {
-                    lease.execute(params![r.0, lease_until])?;
-                }
-                let mut body = c.prepare_cached("SELECT body FROM events WHERE seq = ?1")?;
-                let mut out = Vec::with_capacity(rows.len());
-                for (delivery_id, project, subscription_id, seq, target, attempts, created_at, _) in rows {
-                    let body: Vec<u8> = body.query_row([seq], |r| r.get(0))?;
-                    out.push(ClaimedDelivery {
-                        delivery_id,
-                        project,
-                        subscription_id,
-                        seq,
-                        target: Target::from_code(target),
-                        attempts,
-                        created_at,
-                        body,
-                    });
-                }
-                Ok(out)
-            })
-            .await
+        let leases = self.leases.clone();
+        self.read(move |c| {
+            let mut held = leases.lock();
+            held.expire(now);
+            let mut due = c.prepare_cached(
+                "SELECT id, due_at FROM deliveries
+                 WHERE state = 0 AND due_at <= ?1
+                   AND (project || '/' || subscription_id) NOT IN (SELECT value FROM json_each(?2))
+                 ORDER BY due_at, id LIMIT ?3",
+            )?;
+            let rows = due
+                .query_map(params![now, skip, (limit + held.len()) as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
+            let ids: Vec<i64> = rows
+                .iter()
+                .map(|r| r.0)
+                .filter(|id| !held.contains(*id))
+                .take(limit)
+                .collect();
+            let out = load_claimed(c, &ids)?;
+            for id in &ids {
+                held.insert(*id, lease_until);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn claim_for(
@@ -280,43 +270,47 @@ impl Store for SqliteStore {
         now: i64,
         lease_until: i64,
     ) -> Result<Vec<Claimed>> {
-        self.writer
-            .write(move |c| {
-                let mut due = c.prepare_cached(
-                    "SELECT d.id, d.seq, d.target, d.attempts, d.created_at, e.body
-                     FROM deliveries d JOIN events e ON e.seq = d.seq
-                     WHERE d.project = ?1 AND d.subscription_id = ?2 AND d.state = 0 AND d.due_at <= ?3
-                     ORDER BY d.due_at, d.id LIMIT ?4",
-                )?;
-                let mut lease = c.prepare_cached("UPDATE deliveries SET leased_from = due_at, due_at = ?2 WHERE id = ?1")?;
-                let mut next = c.prepare_cached(
-                    "SELECT MIN(due_at) FROM deliveries WHERE project = ?1 AND subscription_id = ?2 AND state = 0",
-                )?;
-                let mut out = Vec::with_capacity(requests.len());
-                for r in &requests {
-                    let rows = due
-                        .query_map(params![r.project, r.subscription_id, now, r.limit as i64], |row| {
-                            Ok(ClaimedDelivery {
-                                delivery_id: row.get(0)?,
-                                project: r.project.clone(),
-                                subscription_id: r.subscription_id.clone(),
-                                seq: row.get(1)?,
-                                target: Target::from_code(row.get(2)?),
-                                attempts: row.get(3)?,
-                                created_at: row.get(4)?,
-                                body: row.get(5)?,
-                            })
-                        })?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    for d in &rows {
-                        lease.execute(params![d.delivery_id, lease_until])?;
+        let leases = self.leases.clone();
+        self.read(move |c| {
+            let mut held = leases.lock();
+            held.expire(now);
+            let mut queue = c.prepare_cached(
+                "SELECT id, due_at FROM deliveries WHERE project = ?1 AND subscription_id = ?2 AND state = 0
+                 ORDER BY due_at, id LIMIT ?3",
+            )?;
+            let mut out = Vec::with_capacity(requests.len());
+            for r in &requests {
+                // Leased rows are still in the queue; read past them.
+                let window = r.limit + held.len() + 1;
+                let rows = queue
+                    .query_map(params![r.project, r.subscription_id, window as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
+                let mut ids = Vec::new();
+                let mut next_due = None;
+                for (id, due_at) in &rows {
+                    if held.contains(*id) {
+                        continue;
                     }
-                    let next_due: Option<i64> = next.query_row(params![r.project, r.subscription_id], |row| row.get(0))?;
-                    out.push(Claimed { deliveries: rows, next_due });
+                    if *due_at <= now && ids.len() < r.limit {
+                        ids.push(*id);
+                    } else {
+                        next_due = Some(*due_at);
+                        break;
+                    }
                 }
-                Ok(out)
-            })
-            .await
+                if next_due.is_none() && rows.len() == window {
+                    // More rows than we looked at: look again right away.
+                    next_due = Some(now);
+                }
+                let mut deliveries = load_claimed(c, &ids)?;
+                for d in &mut deliveries {
+                    held.insert(d.delivery_id, lease_until);
+                }
+                out.push(Claimed { deliveries, next_due });
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn pending_subscriptions(&self) -> Result<Vec<(String, String, i64)>> {
@@ -331,6 +325,7 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, updates: Vec<DeliveryUpdate>) -> Result<()> {
+        let ids: Vec<i64> = updates.iter().map(|u| u.delivery_id).collect();
         self.writer
             .write(move |c| {
                 let now = now_millis();
@@ -351,13 +346,13 @@ impl Store for SqliteStore {
                         }
                         Next::RetryAt(at) => {
                             c.prepare_cached(
-                                "UPDATE deliveries SET attempts = attempts + 1, due_at = ?2, leased_from = NULL, last_error = ?3 WHERE id = ?1",
+                                "UPDATE deliveries SET attempts = attempts + 1, due_at = ?2, last_error = ?3 WHERE id = ?1",
                             )?
                             .execute(params![u.delivery_id, at, u.last_error])?;
                         }
                         Next::Dead { dead_letter_sink } => {
                             c.prepare_cached(
-                                "UPDATE deliveries SET state = 1, attempts = attempts + 1, dead_at = ?2, leased_from = NULL, last_error = ?3 WHERE id = ?1",
+                                "UPDATE deliveries SET state = 1, attempts = attempts + 1, dead_at = ?2, last_error = ?3 WHERE id = ?1",
                             )?
                             .execute(params![u.delivery_id, now, u.last_error])?;
                             // A copy for the dead-letter sink that dies too is dropped: the
@@ -375,20 +370,34 @@ impl Store for SqliteStore {
                             }
                         }
                         Next::Release(at) => {
-                            c.prepare_cached("UPDATE deliveries SET due_at = ?2, leased_from = NULL WHERE id = ?1")?
+                            c.prepare_cached("UPDATE deliveries SET due_at = ?2 WHERE id = ?1")?
                                 .execute(params![u.delivery_id, at])?;
                         }
                     }
                 }
                 Ok(())
             })
-            .await
+            .await?;
+        // Only once the outcome is committed may the delivery be leased again.
+        self.leases.lock().release(&ids);
+        Ok(())
     }
 
     async fn next_due(&self) -> Result<Option<i64>> {
-        self.read(|c| {
-            c.prepare_cached("SELECT MIN(due_at) FROM deliveries WHERE state = 0")?
-                .query_row([], |r| r.get(0))
+        let leases = self.leases.clone();
+        self.read(move |c| {
+            let mut held = leases.lock();
+            held.expire(now_millis());
+            let mut st = c.prepare_cached(
+                "SELECT id, due_at FROM deliveries WHERE state = 0 ORDER BY due_at, id LIMIT ?1",
+            )?;
+            let rows = st
+                .query_map([(held.len() + 1) as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
+            Ok(rows
+                .into_iter()
+                .find(|(id, _)| !held.contains(*id))
+                .map(|(_, due)| due))
         })
         .await
     }
@@ -437,7 +446,7 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 let n = c.execute(
-                    "UPDATE deliveries SET attempts = 0, due_at = ?3, created_at = ?3, dead_at = NULL, leased_from = NULL,
+                    "UPDATE deliveries SET attempts = 0, due_at = ?3, created_at = ?3, dead_at = NULL,
                        state = (SELECT CASE WHEN s.active = 1 THEN 0 ELSE 2 END FROM subscriptions s
                                 WHERE s.project = ?1 AND s.id = ?2)
                      WHERE project = ?1 AND subscription_id = ?2 AND state = 1 AND target = 0
@@ -486,7 +495,7 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 let n = c.execute(
-                    "UPDATE deliveries SET due_at = ?3 WHERE project = ?1 AND subscription_id = ?2 AND state = 0 AND due_at > ?3 AND leased_from IS NULL",
+                    "UPDATE deliveries SET due_at = ?3 WHERE project = ?1 AND subscription_id = ?2 AND state = 0 AND due_at > ?3",
                     params![project, subscription, now],
                 )?;
                 Ok(n as u64)
@@ -536,4 +545,28 @@ impl Store for SqliteStore {
             })
             .await
     }
+}
+
+/// Details and event bodies of the deliveries just leased.
+fn load_claimed(c: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<ClaimedDelivery>> {
+    let mut st = c.prepare_cached(
+        "SELECT d.id, d.project, d.subscription_id, d.seq, d.target, d.attempts, d.created_at, e.body
+         FROM deliveries d JOIN events e ON e.seq = d.seq WHERE d.id = ?1",
+    )?;
+    ids.iter()
+        .map(|id| {
+            st.query_row([id], |r| {
+                Ok(ClaimedDelivery {
+                    delivery_id: r.get(0)?,
+                    project: r.get(1)?,
+                    subscription_id: r.get(2)?,
+                    seq: r.get(3)?,
+                    target: Target::from_code(r.get(4)?),
+                    attempts: r.get(5)?,
+                    created_at: r.get(6)?,
+                    body: r.get(7)?,
+                })
+            })
+        })
+        .collect()
 }

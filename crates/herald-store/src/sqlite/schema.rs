@@ -36,8 +36,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     PRIMARY KEY (project, id)
 ) WITHOUT ROWID;
 -- state: 0 pending, 1 dead, 2 parked (pending for a disabled subscription).
--- A lease keeps the real due time in leased_from and moves due_at to the lease's end,
--- so leased rows leave the due range until the lease ends.
+-- Leases are held in memory by the one process that owns the file (see leases.rs).
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     project TEXT NOT NULL,
@@ -47,7 +46,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
     state INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     due_at INTEGER NOT NULL,
-    leased_from INTEGER,
     created_at INTEGER NOT NULL,
     dead_at INTEGER,
     last_error TEXT

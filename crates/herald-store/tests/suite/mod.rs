@@ -1471,3 +1471,114 @@ pub async fn concurrent_appends_group_commit(store: DynStore) {
     let claimed: HashSet<i64> = claimed.iter().map(|d| d.seq).collect();
     assert_eq!(claimed, seqs);
 }
+
+// ---------------------------------------------------------------------- claim_for (per subscription)
+
+fn request(project: &str, sub: &str, limit: usize) -> herald_store::ClaimRequest {
+    herald_store::ClaimRequest {
+        project: project.into(),
+        subscription_id: sub.into(),
+        limit,
+    }
+}
+
+/// Each subscription gets at most its own limit, oldest due first, and learns when its
+/// next unleased delivery is due.
+pub async fn claim_for_respects_each_limit_and_reports_next_due(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "a").await;
+    put_sub(&store, "default", "b").await;
+    for (i, at) in [30, 10, 20].iter().enumerate() {
+        append_one(&store, "default", &format!("a{i}"), t + at, &["a"]).await;
+    }
+    append_one(&store, "default", "b0", t + 5, &["b"]).await;
+    append_one(&store, "default", "later", t + 500, &["b"]).await;
+    let got = store
+        .claim_for(
+            vec![request("default", "a", 2), request("default", "b", 5)],
+            t + 100,
+            t + LEASE,
+        )
+        .await
+        .expect("claim_for");
+    assert_eq!(got.len(), 2);
+    let event_id = |d: &ClaimedDelivery| {
+        serde_json::from_slice::<serde_json::Value>(&d.body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let a: Vec<_> = got[0].deliveries.iter().map(event_id).collect();
+    assert_eq!(a, ["a1", "a2"], "limit 2, oldest due first");
+    assert_eq!(got[0].next_due, Some(t + 30), "a0 is still pending");
+    let b: Vec<_> = got[1].deliveries.iter().map(event_id).collect();
+    assert_eq!(b, ["b0"], "only what is due");
+    assert_eq!(got[1].next_due, Some(t + 500));
+    assert!(got[0]
+        .deliveries
+        .iter()
+        .all(|d| d.subscription_id == "a" && d.project == "default"));
+
+    // Leased rows are not claimed again; a0 is.
+    let again = store
+        .claim_for(vec![request("default", "a", 10)], t + 100, t + LEASE)
+        .await
+        .unwrap();
+    let a: Vec<_> = again[0].deliveries.iter().map(event_id).collect();
+    assert_eq!(a, ["a0"]);
+    assert_eq!(
+        again[0].next_due, None,
+        "only leased rows left: their outcome says what comes next"
+    );
+}
+
+/// A disabled subscription's deliveries are parked: never claimed, not in the pending
+/// list; enabling brings them back.
+pub async fn claim_for_skips_parked_deliveries(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    set_active(&store, "default", "s", false).await;
+    append_one(&store, "default", "x", t, &["s"]).await;
+    let got = store
+        .claim_for(vec![request("default", "s", 10)], t + 1, t + LEASE)
+        .await
+        .unwrap();
+    assert!(got[0].deliveries.is_empty());
+    assert_eq!(got[0].next_due, None);
+    assert!(store.pending_subscriptions().await.unwrap().is_empty());
+    assert_eq!(
+        backlog(&store, "default", "s").await.pending,
+        1,
+        "parked still counts as pending"
+    );
+    set_active(&store, "default", "s", true).await;
+    assert_eq!(
+        store.pending_subscriptions().await.unwrap(),
+        vec![("default".to_string(), "s".to_string(), t)]
+    );
+    let got = store
+        .claim_for(vec![request("default", "s", 10)], t + 1, t + LEASE)
+        .await
+        .unwrap();
+    assert_eq!(got[0].deliveries.len(), 1);
+}
+
+/// The pending list names each subscription once with its earliest due time.
+pub async fn pending_subscriptions_lists_earliest_due(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "a").await;
+    put_sub(&store, "p2", "b").await;
+    store.ensure_project("p2").await.unwrap();
+    append_one(&store, "default", "1", t + 20, &["a"]).await;
+    append_one(&store, "default", "2", t + 10, &["a"]).await;
+    append_one(&store, "p2", "3", t + 7, &["b"]).await;
+    let mut got = store.pending_subscriptions().await.unwrap();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("default".to_string(), "a".to_string(), t + 10),
+            ("p2".to_string(), "b".to_string(), t + 7)
+        ]
+    );
+}
