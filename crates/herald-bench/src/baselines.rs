@@ -86,6 +86,7 @@ pub async fn receiver(port: u16) -> anyhow::Result<()> {
     let stats = Arc::new(Stats::default());
     let app = Router::new()
         .route("/stats", get(report))
+        .route("/count", get(count))
         .route("/reset", post(reset))
         .fallback(hit)
         .with_state(stats);
@@ -119,6 +120,11 @@ async fn report(State(s): State<Arc<Stats>>) -> Json<serde_json::Value> {
     Json(
         serde_json::json!({"count": s.count.load(Ordering::Relaxed), "p50_us": pct(0.5), "p99_us": pct(0.99), "samples": l.len()}),
     )
+}
+
+/// Cheap enough to poll while a measurement runs (`/stats` sorts every sample).
+async fn count(State(s): State<Arc<Stats>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"count": s.count.load(Ordering::Relaxed)}))
 }
 
 async fn reset(State(s): State<Arc<Stats>>) -> StatusCode {

@@ -114,7 +114,7 @@ fn batch_request(url: String, counter: Arc<AtomicU64>, size: usize) -> MakeReque
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let data: Value = serde_json::from_str(&payload(100)).unwrap();
                 json!({"specversion": "1.0", "id": format!("batch-{n}"), "source": "/bench",
-                    "type": "com.example.order.created", "data": data})
+                    "type": "com.example.order.batched", "data": data})
             })
             .collect();
         c.post(&url)
@@ -281,13 +281,13 @@ pub async fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     post_json(&format!("{api}/subscriptions/{sub_id}/enable"), json!({})).await?;
     loop {
-        let n = get_json(&format!("{recv_url}/stats")).await?["count"]
+        let n = get_json(&format!("{recv_url}/count")).await?["count"]
             .as_u64()
             .unwrap_or(0);
         if n >= target || start.elapsed() > Duration::from_secs(300) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let herald_delivery = target as f64 / start.elapsed().as_secs_f64();
     // Drop the rest of the backlog with the subscription; the latency run gets a new one.
@@ -326,7 +326,7 @@ pub async fn run(args: Args) -> Result<()> {
     )
     .await;
     loop {
-        let n = get_json(&format!("{recv_url}/stats")).await?["count"]
+        let n = get_json(&format!("{recv_url}/count")).await?["count"]
             .as_u64()
             .unwrap_or(0);
         if n >= r.ok {
