@@ -70,6 +70,49 @@ impl Data {
     }
 }
 
+/// Serialises an event in the JSON event format, field by field.
+struct JsonFormat<'a>(&'a Event);
+
+impl serde::Serialize for JsonFormat<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let e = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("specversion", "1.0")?;
+        m.serialize_entry("id", &e.id)?;
+        m.serialize_entry("source", &e.source)?;
+        m.serialize_entry("type", &e.ty)?;
+        let optional = [
+            ("datacontenttype", &e.datacontenttype),
+            ("dataschema", &e.dataschema),
+            ("subject", &e.subject),
+            ("time", &e.time),
+        ];
+        for (k, v) in optional {
+            if let Some(v) = v {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in &e.extensions {
+            match v {
+                ExtValue::String(x) => m.serialize_entry(k, x)?,
+                ExtValue::Integer(x) => m.serialize_entry(k, x)?,
+                ExtValue::Bool(x) => m.serialize_entry(k, x)?,
+            }
+        }
+        match &e.data {
+            Some(Data::Json(v)) => m.serialize_entry("data", v)?,
+            Some(Data::Text(t)) => m.serialize_entry("data", t)?,
+            Some(Data::Binary(b)) => m.serialize_entry(
+                "data_base64",
+                &base64::engine::general_purpose::STANDARD.encode(b),
+            )?,
+            None => {}
+        }
+        m.end()
+    }
+}
+
 /// True when a media type says the body is JSON (`application/json`, `*/*+json`, `text/json`).
 pub fn is_json_media_type(ct: &str) -> bool {
     let essence = ct
@@ -201,13 +244,29 @@ impl Event {
         Value::Object(m)
     }
 
-    /// Compact JSON event format bytes.
+    /// Compact JSON event format bytes, written straight from the fields (the ingest hot
+    /// path: no intermediate `Value`).
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.to_json()).unwrap_or_default()
+        serde_json::to_vec(&JsonFormat(self)).unwrap_or_default()
     }
 
     /// Parse one event in the JSON event format. `0.3` events are converted to 1.0.
     pub fn from_json_value(value: Value, limits: &Limits) -> Result<Event, Problem> {
+        let event = Event::parse_json_value(value)?;
+        event.validate(limits)?;
+        Ok(event)
+    }
+
+    /// Read back an event Herald stored itself (validated when it arrived, so not again:
+    /// a later change of limits must not make stored events undeliverable).
+    pub fn from_stored_json(bytes: &[u8]) -> Result<Event, Problem> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Problem::invalid_event(format!("stored event is not valid JSON: {e}")))?;
+        Event::parse_json_value(value)
+    }
+
+    /// The structural part of parsing (types and required members), without limits.
+    fn parse_json_value(value: Value) -> Result<Event, Problem> {
         let Value::Object(mut obj) = value else {
             return Err(Problem::invalid_event(
                 "a structured CloudEvent must be a JSON object",
@@ -293,7 +352,7 @@ impl Event {
             };
             extensions.insert(name, value);
         }
-        let event = Event {
+        Ok(Event {
             id,
             source,
             ty,
@@ -303,12 +362,10 @@ impl Event {
             time,
             extensions,
             data,
-        };
-        event.validate(limits)?;
-        Ok(event)
+        })
     }
 
-    /// Parse stored or received JSON event format bytes.
+    /// Parse received JSON event format bytes.
     pub fn from_json_bytes(bytes: &[u8], limits: &Limits) -> Result<Event, Problem> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| Problem::invalid_event(format!("body is not valid JSON: {e}")))?;
@@ -500,6 +557,24 @@ mod tests {
             let e = parse(v.clone()).unwrap();
             assert_eq!(e.to_json(), v);
             assert_eq!(parse(e.to_json()).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn direct_serialisation_matches_the_json_value() {
+        let mut e = Event::new("1", "/s", "t");
+        e.subject = Some("s".into());
+        e.extensions.insert("n".into(), ExtValue::Integer(3));
+        e.extensions.insert("b".into(), ExtValue::Bool(true));
+        for data in [
+            None,
+            Some(Data::Json(json!({"a": [1, 2.5]}))),
+            Some(Data::Text("x".into())),
+            Some(Data::Binary(vec![0, 255])),
+        ] {
+            e.data = data;
+            let direct: Value = serde_json::from_slice(&e.to_json_bytes()).unwrap();
+            assert_eq!(direct, e.to_json());
         }
     }
 

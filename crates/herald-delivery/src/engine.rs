@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use herald_core::retry::{self, Outcome};
 use herald_core::subscription::SubscriptionState;
-use herald_core::{now_millis, Event, Limits};
+use herald_core::{now_millis, Event};
 use herald_store::{
     Attempt, ClaimRequest, ClaimedDelivery, DeliveryUpdate, Next, Store, StoredSubscription, Target,
 };
@@ -258,13 +258,7 @@ impl Engine {
             next,
             last_error,
         };
-        let stored_limits = Limits {
-            max_attribute_bytes: usize::MAX,
-            max_extensions: usize::MAX,
-            max_extension_name_len: usize::MAX,
-            ..Limits::default()
-        };
-        let event = match Event::from_json_bytes(&d.body, &stored_limits) {
+        let event = match Event::from_stored_json(&d.body) {
             Ok(e) => e,
             Err(p) => {
                 return update(
@@ -277,9 +271,9 @@ impl Engine {
             }
         };
         let cfg = match d.target {
-            Target::Sink => WebhookConfig::for_sink(sub),
+            Target::Sink => entry.webhook.clone(),
             Target::DeadLetterSink => match &sub.delivery.dead_letter_sink {
-                Some(url) => WebhookConfig::for_dead_letter(sub, url),
+                Some(url) => Arc::new(WebhookConfig::for_dead_letter(sub, url)),
                 None => {
                     return update(
                         None,
@@ -291,11 +285,12 @@ impl Engine {
                 }
             },
         };
+        let event_id = event.id.clone();
         let record = |r: &AttemptReport| Attempt {
             id: 0,
             delivery_id: d.delivery_id,
             seq: d.seq,
-            event_id: event.id.clone(),
+            event_id: event_id.clone(),
             target: d.target,
             at: now,
             status: r.status,
@@ -316,7 +311,7 @@ impl Engine {
         }
 
         let out = Outbound {
-            event: event.clone(),
+            event,
             msg_id: format!("msg_{}", d.seq),
             timestamp: now / 1000,
         };

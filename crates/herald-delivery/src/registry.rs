@@ -12,6 +12,8 @@ use herald_core::subscription::Subscription;
 use herald_core::{Event, Topic};
 use herald_filter::Filter;
 
+use crate::sinks::webhook::WebhookConfig;
+
 /// Whether a sink passed the CloudEvents webhook validation handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handshake {
@@ -36,6 +38,8 @@ pub struct Entry {
     pub project: String,
     pub sub: Subscription,
     pub filter: Filter,
+    /// The sink's request settings, derived once per edit rather than per attempt.
+    pub webhook: Arc<WebhookConfig>,
     pub runtime: Arc<Runtime>,
 }
 
@@ -158,6 +162,7 @@ impl Registry {
         };
         let entry = Arc::new(Entry {
             project: project.to_string(),
+            webhook: Arc::new(WebhookConfig::for_sink(&sub)),
             sub,
             filter,
             runtime,
@@ -194,6 +199,16 @@ impl Registry {
             .unwrap_or_default();
         v.sort_by(|a, b| a.sub.id.cmp(&b.sub.id));
         v
+    }
+
+    /// Subscriptions across all projects.
+    pub fn count(&self) -> usize {
+        self.projects
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|idx| idx.by_id.len())
+            .sum()
     }
 
     /// Ids of the subscriptions (active or not: a disabled one keeps its backlog) that

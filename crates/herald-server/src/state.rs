@@ -71,10 +71,10 @@ pub async fn maintenance(state: Arc<AppState>) {
         let r = &state.config.retention;
         let result = state
             .store
+            // Events are the dedup keys: keep them for the dedup window at least.
             .prune(
-                now - state.config.dedup_window.as_millis() as i64,
                 r.attempts_per_subscription,
-                now - r.events.as_millis() as i64,
+                now - r.events.max(state.config.dedup_window).as_millis() as i64,
             )
             .await;
         if let Err(e) = result {

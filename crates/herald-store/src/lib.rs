@@ -90,12 +90,8 @@ pub trait Store: Send + Sync + 'static {
     async fn make_due(&self, project: &str, subscription: &str, now: i64) -> Result<u64>;
     async fn backlog(&self, project: &str, subscription: &str) -> Result<Backlog>;
 
-    /// Drop dedup keys older than `dedup_before`, attempts beyond retention, and events
-    /// older than `events_before` that no delivery needs any more.
-    async fn prune(
-        &self,
-        dedup_before: i64,
-        attempts_keep: usize,
-        events_before: i64,
-    ) -> Result<()>;
+    /// Drop attempts beyond the newest `attempts_keep` per subscription, and events
+    /// received before `events_before` that no delivery needs any more. Events are also
+    /// the dedup keys: callers keep them at least for the dedup window.
+    async fn prune(&self, attempts_keep: usize, events_before: i64) -> Result<()>;
 }

@@ -128,13 +128,11 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 let mut find = c.prepare_cached(
-                    "SELECT seq, received_at FROM dedup WHERE project = ?1 AND source = ?2 AND id = ?3",
+                    "SELECT seq, received_at FROM events WHERE project = ?1 AND source = ?2 AND id = ?3
+                     ORDER BY seq DESC LIMIT 1",
                 )?;
                 let mut insert_event = c.prepare_cached(
                     "INSERT INTO events(project, id, source, type, topic, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                let mut remember = c.prepare_cached(
-                    "INSERT OR REPLACE INTO dedup(project, source, id, seq, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
                 // A disabled subscription's deliveries are parked (state 2) as they arrive.
                 let mut route = c.prepare_cached(
@@ -155,7 +153,6 @@ impl Store for SqliteStore {
                     }
                     insert_event.execute(params![batch.project, ev.id, ev.source, ev.ty, ev.topic, ev.received_at, ev.body])?;
                     let seq = c.last_insert_rowid();
-                    remember.execute(params![batch.project, ev.source, ev.id, seq, ev.received_at])?;
                     for sub in &ev.deliveries {
                         route.execute(params![batch.project, sub, seq, ev.received_at])?;
                     }
@@ -272,9 +269,11 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Claimed>> {
         let leases = self.leases.clone();
         self.read(move |c| {
+            // One snapshot (and one round of WAL locking) for every query of this claim.
+            let tx = c.unchecked_transaction()?;
             let mut held = leases.lock();
             held.expire(now);
-            let mut queue = c.prepare_cached(
+            let mut queue = tx.prepare_cached(
                 "SELECT id, due_at FROM deliveries WHERE project = ?1 AND subscription_id = ?2 AND state = 0
                  ORDER BY due_at, id LIMIT ?3",
             )?;
@@ -302,12 +301,14 @@ impl Store for SqliteStore {
                     // More rows than we looked at: look again right away.
                     next_due = Some(now);
                 }
-                let mut deliveries = load_claimed(c, &ids)?;
-                for d in &mut deliveries {
+                let deliveries = load_claimed(&tx, &ids)?;
+                for d in &deliveries {
                     held.insert(d.delivery_id, lease_until);
                 }
                 out.push(Claimed { deliveries, next_due });
             }
+            drop(queue);
+            tx.commit()?;
             Ok(out)
         })
         .await
@@ -522,15 +523,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn prune(
-        &self,
-        dedup_before: i64,
-        attempts_keep: usize,
-        events_before: i64,
-    ) -> Result<()> {
+    async fn prune(&self, attempts_keep: usize, events_before: i64) -> Result<()> {
         self.writer
             .write(move |c| {
-                c.execute("DELETE FROM dedup WHERE received_at < ?1", [dedup_before])?;
                 c.execute(
                     "DELETE FROM attempts WHERE id IN (SELECT id FROM (
                         SELECT id, ROW_NUMBER() OVER (PARTITION BY project, subscription_id ORDER BY id DESC) AS rn FROM attempts)
@@ -547,26 +542,33 @@ impl Store for SqliteStore {
     }
 }
 
-/// Details and event bodies of the deliveries just leased.
+/// Details and event bodies of the deliveries just leased, in the order of `ids`.
 fn load_claimed(c: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<ClaimedDelivery>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut st = c.prepare_cached(
         "SELECT d.id, d.project, d.subscription_id, d.seq, d.target, d.attempts, d.created_at, e.body
-         FROM deliveries d JOIN events e ON e.seq = d.seq WHERE d.id = ?1",
+         FROM deliveries d JOIN events e ON e.seq = d.seq
+         WHERE d.id IN (SELECT value FROM json_each(?1))",
     )?;
-    ids.iter()
-        .map(|id| {
-            st.query_row([id], |r| {
-                Ok(ClaimedDelivery {
-                    delivery_id: r.get(0)?,
-                    project: r.get(1)?,
-                    subscription_id: r.get(2)?,
-                    seq: r.get(3)?,
-                    target: Target::from_code(r.get(4)?),
-                    attempts: r.get(5)?,
-                    created_at: r.get(6)?,
-                    body: r.get(7)?,
-                })
+    let list = serde_json::to_string(ids).unwrap_or_default();
+    let mut rows = st
+        .query_map([list], |r| {
+            Ok(ClaimedDelivery {
+                delivery_id: r.get(0)?,
+                project: r.get(1)?,
+                subscription_id: r.get(2)?,
+                seq: r.get(3)?,
+                target: Target::from_code(r.get(4)?),
+                attempts: r.get(5)?,
+                created_at: r.get(6)?,
+                body: r.get(7)?,
             })
-        })
-        .collect()
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let order: std::collections::HashMap<i64, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    rows.sort_by_key(|d| order.get(&d.delivery_id).copied().unwrap_or(usize::MAX));
+    Ok(rows)
 }

@@ -19,15 +19,8 @@ CREATE TABLE IF NOT EXISTS events (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events(received_at);
-CREATE TABLE IF NOT EXISTS dedup (
-    project TEXT NOT NULL,
-    source TEXT NOT NULL,
-    id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (project, source, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS dedup_by_time ON dedup(received_at);
+-- Dedup looks up (project, source, id) here: no separate dedup table to write.
+CREATE INDEX IF NOT EXISTS events_by_key ON events(project, source, id);
 CREATE TABLE IF NOT EXISTS subscriptions (
     project TEXT NOT NULL,
     id TEXT NOT NULL,

@@ -77,7 +77,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let mut finishers = Vec::with_capacity(jobs.len());
-        let began = conn.execute_batch("BEGIN IMMEDIATE");
+        let began = exec(&conn, "BEGIN IMMEDIATE");
         if let Err(e) = began {
             for job in jobs {
                 let (_, finish) = job(None);
@@ -86,15 +86,15 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             continue;
         }
         for job in jobs {
-            let _ = conn.execute_batch("SAVEPOINT job");
+            let _ = exec(&conn, "SAVEPOINT job");
             let (ok, finish) = job(Some(&conn));
             if !ok {
-                let _ = conn.execute_batch("ROLLBACK TO job");
+                let _ = exec(&conn, "ROLLBACK TO job");
             }
-            let _ = conn.execute_batch("RELEASE job");
+            let _ = exec(&conn, "RELEASE job");
             finishers.push(finish);
         }
-        let committed = conn.execute_batch("COMMIT").map_err(|e| {
+        let committed = exec(&conn, "COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             format!("commit failed: {e}")
         });
@@ -102,4 +102,9 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             finish(committed.clone());
         }
     }
+}
+
+/// Run a transaction-control statement from the statement cache (they run per job).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }

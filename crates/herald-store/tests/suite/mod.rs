@@ -1265,8 +1265,8 @@ pub async fn prune_drops_old_dedup_keys(store: DynStore) {
     let t = base();
     let old = append_one(&store, "default", "old", t, &[]).await;
     let young = append_one(&store, "default", "young", t + 100, &[]).await;
-    store.prune(t + 50, 100, i64::MIN).await.unwrap();
-    // Both are still inside the dedup window, but the old key was pruned.
+    store.prune(100, t + 50).await.unwrap();
+    // Both are still inside the dedup window, but the old event (the key) was pruned.
     let out = append(
         &store,
         "default",
@@ -1315,7 +1315,7 @@ pub async fn prune_keeps_n_attempts_per_subscription(store: DynStore) {
     assert_eq!(count("default", "a").await.len(), 5);
     assert_eq!(count("default", "b").await.len(), 3);
     assert_eq!(count("p2", "a").await.len(), 5);
-    store.prune(i64::MIN, 2, i64::MIN).await.unwrap();
+    store.prune(2, i64::MIN).await.unwrap();
     let a = count("default", "a").await;
     let statuses: Vec<Option<u16>> = a.iter().map(|x| x.status).collect();
     assert_eq!(statuses, vec![Some(504), Some(503)], "the newest are kept");
@@ -1361,7 +1361,7 @@ where
         assert!(event_exists(seq), "seq {seq} present before prune");
     }
 
-    store.prune(i64::MIN, 100, t + 500).await.unwrap();
+    store.prune(100, t + 500).await.unwrap();
 
     assert!(!event_exists(unrouted), "old, never routed: dropped");
     assert!(!event_exists(delivered), "old, delivered: dropped");

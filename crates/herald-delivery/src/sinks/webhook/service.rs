@@ -2,6 +2,7 @@
 //! subscription's timeout, the response body capped, and `Retry-After` and
 //! `webhook-delivery: abort-message` picked up for the retry policy.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures::future::BoxFuture;
@@ -13,11 +14,11 @@ use crate::sinks::{AttemptReport, Outbound, Sink, MAX_RESPONSE_BODY};
 
 pub struct WebhookSink {
     client: Client,
-    cfg: WebhookConfig,
+    cfg: Arc<WebhookConfig>,
 }
 
 impl WebhookSink {
-    pub fn new(client: Client, cfg: WebhookConfig) -> WebhookSink {
+    pub fn new(client: Client, cfg: Arc<WebhookConfig>) -> WebhookSink {
         WebhookSink { client, cfg }
     }
 
