@@ -5,5 +5,8 @@
 pub mod cesql;
 pub mod dialects;
 pub mod feel;
+mod parse_error;
+
+pub use parse_error::ParseError;
 
 pub use dialects::{compile, Filter, FilterError};

@@ -74,8 +74,6 @@ mod parser;
 mod regex;
 mod value;
 
-use std::fmt;
-
 use serde_json::{Map, Value as Json};
 
 pub use value::Value;
@@ -92,31 +90,7 @@ pub struct Expression {
     root: ast::Expr,
 }
 
-/// An expression could not be compiled: a syntax error or a violated limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// 0-based offset, in characters (not bytes), of the offending token.
-    pub position: usize,
-    /// Human-readable description of the problem.
-    pub message: String,
-}
-
-impl ParseError {
-    pub(crate) fn new(position: usize, message: impl Into<String>) -> Self {
-        ParseError {
-            position,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "at position {}: {}", self.position, self.message)
-    }
-}
-
-impl std::error::Error for ParseError {}
+pub use crate::parse_error::ParseError;
 
 impl Expression {
     /// Parses and checks `src`; the result can be evaluated any number of times.
@@ -159,7 +133,7 @@ impl Expression {
 mod tests {
     use super::*;
 
-    fn assert_send_sync_clone<T: Send + Sync + Clone + fmt::Debug>() {}
+    fn assert_send_sync_clone<T: Send + Sync + Clone + std::fmt::Debug>() {}
 
     #[test]
     fn expression_is_shareable() {
