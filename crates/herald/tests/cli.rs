@@ -21,6 +21,20 @@ fn herald(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `herald` with these arguments, off the async runtime.
+async fn herald_async(args: Vec<String>) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        herald(&args)
+    })
+    .await
+    .unwrap()
+}
+
+macro_rules! run {
+    ($($arg:expr),* $(,)?) => { herald_async(vec![$($arg.to_string()),*]).await };
+}
+
 #[test]
 fn every_command_has_help() {
     for args in [
@@ -47,63 +61,48 @@ fn every_command_has_help() {
 async fn subscriptions_and_send_round_trip() {
     let h = Herald::start();
     let r = Receiver::start().await;
-    let server = h.url.clone();
-    let sink = r.url.clone();
-    let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        herald(&[
-            "subscriptions",
-            "create",
-            "--server",
-            &server,
-            "--sink",
-            &sink,
-            "--type",
-            "cli.test",
-            "--mode",
-            "binary",
-        ])
-    })
-    .await
-    .unwrap();
+    let server = h.url.as_str();
+    let (ok, out, err) = run!(
+        "subscriptions",
+        "create",
+        "--server",
+        server,
+        "--sink",
+        r.url,
+        "--type",
+        "cli.test",
+        "--mode",
+        "binary"
+    );
     assert!(ok, "{err}");
     let created: Value = serde_json::from_str(&out).unwrap();
     let id = created["id"].as_str().unwrap().to_string();
 
-    let server = h.url.clone();
-    let (ok, _, err) = tokio::task::spawn_blocking(move || {
-        herald(&[
-            "send",
-            "--server",
-            &server,
-            "--type",
-            "cli.test",
-            "--id",
-            "cli-1",
-            "--data",
-            r#"{"n": 1}"#,
-            "-e",
-            "traceparent=00-1",
-        ])
-    })
-    .await
-    .unwrap();
+    let (ok, _, err) = run!(
+        "send",
+        "--server",
+        server,
+        "--type",
+        "cli.test",
+        "--id",
+        "cli-1",
+        "--data",
+        r#"{"n": 1}"#,
+        "-e",
+        "traceparent=00-1"
+    );
     assert!(ok, "{err}");
-    let server = h.url.clone();
-    let (ok, _, err) = tokio::task::spawn_blocking(move || {
-        herald(&[
-            "send",
-            "--server",
-            &server,
-            "--type",
-            "cli.test",
-            "--id",
-            "cli-2",
-            "--mode",
-            "structured",
-        ])
-    })
-    .await
-    .unwrap();
+    let (ok, _, err) = run!(
+        "send",
+        "--server",
+        server,
+        "--type",
+        "cli.test",
+        "--id",
+        "cli-2",
+        "--mode",
+        "structured"
+    );
     assert!(ok, "{err}");
     assert!(wait_until(Duration::from_secs(10), || r.posts().len() == 2).await);
     let first = r
@@ -114,52 +113,27 @@ async fn subscriptions_and_send_round_trip() {
     assert_eq!(first.json(), serde_json::json!({"n": 1}));
     assert_eq!(first.header("ce-traceparent"), Some("00-1"));
 
-    let server = h.url.clone();
-    let (ok, out, _) = tokio::task::spawn_blocking(move || {
-        herald(&["subscriptions", "list", "--server", &server])
-    })
-    .await
-    .unwrap();
+    let (ok, out, _) = run!("subscriptions", "list", "--server", server);
     assert!(ok);
     assert!(out.contains(&id));
-    let (server, id2) = (h.url.clone(), id.clone());
-    let (ok, out, _) = tokio::task::spawn_blocking(move || {
-        herald(&["subscriptions", "enable", "--server", &server, &id2])
-    })
-    .await
-    .unwrap();
+    let (ok, out, _) = run!("subscriptions", "enable", "--server", server, id);
     assert!(ok);
     assert!(out.contains("\"active\""));
-    let (server, id2) = (h.url.clone(), id.clone());
-    let (ok, _, _) = tokio::task::spawn_blocking(move || {
-        herald(&["subscriptions", "delete", "--server", &server, &id2])
-    })
-    .await
-    .unwrap();
+    let (ok, _, _) = run!("subscriptions", "delete", "--server", server, id);
     assert!(ok);
     // A failing call exits non-zero and prints the problem.
-    let (server, id2) = (h.url.clone(), id.clone());
-    let (ok, _, err) = tokio::task::spawn_blocking(move || {
-        herald(&["subscriptions", "delete", "--server", &server, &id2])
-    })
-    .await
-    .unwrap();
+    let (ok, _, err) = run!("subscriptions", "delete", "--server", server, id);
     assert!(!ok);
     assert!(err.contains("subscription-not-found"), "{err}");
-    let server = h.url.clone();
-    let (ok, _, err) = tokio::task::spawn_blocking(move || {
-        herald(&[
-            "send",
-            "--server",
-            &server,
-            "--type",
-            "x",
-            "--data",
-            "{not json",
-        ])
-    })
-    .await
-    .unwrap();
+    let (ok, _, err) = run!(
+        "send",
+        "--server",
+        server,
+        "--type",
+        "x",
+        "--data",
+        "{not json"
+    );
     assert!(!ok);
     assert!(err.contains("--data must be JSON"), "{err}");
 }
