@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod metrics;
 mod state;
 
 use std::sync::Arc;

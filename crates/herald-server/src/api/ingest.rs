@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::projects::require;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::METRICS;
 use crate::AppState;
 
 pub async fn root(
@@ -24,7 +25,7 @@ pub async fn root(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    ingest(app, project, Topic::root(), headers, body).await
+    counted(ingest(app, project, Topic::root(), headers, body).await)
 }
 
 pub async fn topic(
@@ -33,8 +34,15 @@ pub async fn topic(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let topic = topic_of(&path)?;
-    ingest(app, project, topic, headers, body).await
+    counted(async { ingest(app, project, topic_of(&path)?, headers, body).await }.await)
+}
+
+/// Count every problem ingest answers, by its status.
+fn counted(result: ApiResult<Response>) -> ApiResult<Response> {
+    if let Err(ApiError(problem)) = &result {
+        METRICS.record_rejected(problem.status);
+    }
+    result
 }
 
 fn topic_of(path: &str) -> ApiResult<Topic> {
@@ -139,6 +147,7 @@ async fn ingest(
         .iter()
         .filter(|o| matches!(o, AppendOutcome::Duplicate { .. }))
         .count();
+    METRICS.record_ingest((outcomes.len() - duplicates) as u64, duplicates as u64);
     let body =
         json!({"accepted": outcomes.len() - duplicates, "duplicates": duplicates, "events": items});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())

@@ -17,6 +17,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
+        .route("/metrics", get(crate::metrics::handler))
         .route("/v1/api", get(projects::list))
         .route("/v1/api/{project}", get(projects::get).put(projects::put))
         .route(

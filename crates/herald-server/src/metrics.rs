@@ -1,0 +1,166 @@
+//! Process-wide counters and `GET /metrics`, rendered by hand in the Prometheus text
+//! exposition format (version 0.0.4): `# HELP`, `# TYPE`, then one line per sample.
+//! Counters are atomics bumped by the handlers; gauges are read when rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+
+/// The counters of this process.
+pub static METRICS: Metrics = Metrics::new();
+
+/// Counters kept by the server itself (filter evaluation errors are counted by
+/// `herald_filter`, subscriptions are read from the registry).
+pub struct Metrics {
+    ingested: AtomicU64,
+    duplicates: AtomicU64,
+    /// Ingest requests answered with a problem, by HTTP status.
+    rejected: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// Values read at render time from outside these counters.
+pub struct Gauges {
+    pub subscriptions: usize,
+    pub filter_evaluation_errors: u64,
+}
+
+impl Metrics {
+    pub const fn new() -> Metrics {
+        Metrics {
+            ingested: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rejected: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Count the outcome of one accepted ingest request.
+    pub fn record_ingest(&self, stored: u64, duplicates: u64) {
+        self.ingested.fetch_add(stored, Ordering::Relaxed);
+        self.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+    }
+
+    /// Count one ingest request answered with a problem of this status.
+    pub fn record_rejected(&self, status: u16) {
+        *self
+            .rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::new();
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let single = |v: u64| [(String::new(), v)];
+        family(
+            "herald_events_ingested_total",
+            "counter",
+            "Events accepted and stored (duplicates not included).",
+            &single(self.ingested.load(Ordering::Relaxed)),
+        );
+        family(
+            "herald_events_duplicate_total",
+            "counter",
+            "Events acknowledged as duplicates of an event within the dedup window.",
+            &single(self.duplicates.load(Ordering::Relaxed)),
+        );
+        let rejected: Vec<(String, u64)> = self
+            .rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(status, n)| (format!("{{status=\"{status}\"}}"), *n))
+            .collect();
+        family(
+            "herald_ingest_requests_rejected_total",
+            "counter",
+            "Ingest requests answered with a problem, by HTTP status.",
+            &rejected,
+        );
+        family(
+            "herald_filter_evaluation_errors_total",
+            "counter",
+            "Filter evaluations that failed (CESQL error, FEEL null) and so did not match.",
+            &single(gauges.filter_evaluation_errors),
+        );
+        family(
+            "herald_subscriptions",
+            "gauge",
+            "Subscriptions across all projects, enabled or not.",
+            &single(gauges.subscriptions as u64),
+        );
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(app): State<Arc<AppState>>) -> Response {
+    let gauges = Gauges {
+        subscriptions: app.registry.count(),
+        filter_evaluation_errors: herald_filter::dialects::evaluation_errors(),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        METRICS.render(&gauges),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_text_exposition_format() {
+        let m = Metrics::new();
+        m.record_ingest(3, 1);
+        m.record_ingest(2, 0);
+        m.record_rejected(415);
+        m.record_rejected(400);
+        m.record_rejected(400);
+        let text = m.render(&Gauges {
+            subscriptions: 4,
+            filter_evaluation_errors: 7,
+        });
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                "herald_events_ingested_total 5",
+                "herald_events_duplicate_total 1",
+                "herald_ingest_requests_rejected_total{status=\"400\"} 2",
+                "herald_ingest_requests_rejected_total{status=\"415\"} 1",
+                "herald_filter_evaluation_errors_total 7",
+                "herald_subscriptions 4",
+            ]
+        );
+        assert!(text.contains("# TYPE herald_subscriptions gauge\n"));
+        assert!(text.contains("# TYPE herald_events_ingested_total counter\n"));
+        assert_eq!(text.matches("# HELP ").count(), 5);
+        assert!(text.ends_with('\n'));
+    }
+}
