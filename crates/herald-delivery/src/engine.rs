@@ -70,7 +70,7 @@ struct DueHint {
 
 /// How often the due hints are checked against the store (a safety net: every change of
 /// the backlog already updates them).
-const RESYNC: Duration = Duration::from_secs(10);
+const RESYNC: Duration = Duration::from_secs(30);
 
 /// The longest request timeout a subscription may set; bounds every lease.
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);

@@ -43,7 +43,7 @@ conformance! {
     claim_takes_oldest_due_first,
     claim_returns_in_due_order,
     claim_for_respects_each_limit_and_reports_next_due,
-    claim_for_skips_parked_deliveries,
+    claim_for_skips_disabled_subscriptions,
     pending_subscriptions_lists_earliest_due,
     complete_delivered_removes,
     complete_retry_at,

@@ -134,10 +134,10 @@ impl Store for SqliteStore {
                 let mut insert_event = c.prepare_cached(
                     "INSERT INTO events(project, id, source, type, topic, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
-                // A disabled subscription's deliveries are parked (state 2) as they arrive.
+                // Through the subscriptions table: nothing is routed to one deleted meanwhile.
                 let mut route = c.prepare_cached(
                     "INSERT INTO deliveries(project, subscription_id, seq, target, state, attempts, due_at, created_at)
-                     SELECT ?1, ?2, ?3, 0, CASE WHEN s.active = 1 THEN 0 ELSE 2 END, 0, ?4, ?4
+                     SELECT ?1, ?2, ?3, 0, 0, 0, ?4, ?4
                      FROM subscriptions s WHERE s.project = ?1 AND s.id = ?2",
                 )?;
                 let mut out = Vec::with_capacity(batch.events.len());
@@ -173,12 +173,6 @@ impl Store for SqliteStore {
                      ON CONFLICT(project, id) DO UPDATE SET active = excluded.active, body = excluded.body",
                     params![project, id, active, body],
                 )?;
-                // Park or unpark the backlog so leasing never scans a disabled subscription's.
-                let (from, to) = if active { (2, 0) } else { (0, 2) };
-                c.prepare_cached(
-                    "UPDATE deliveries SET state = ?4 WHERE project = ?1 AND subscription_id = ?2 AND state = ?3",
-                )?
-                .execute(params![project, id, from, to])?;
                 Ok(())
             })
             .await
@@ -236,10 +230,11 @@ impl Store for SqliteStore {
             let mut held = leases.lock();
             held.expire(now);
             let mut due = c.prepare_cached(
-                "SELECT id, due_at FROM deliveries
-                 WHERE state = 0 AND due_at <= ?1
-                   AND (project || '/' || subscription_id) NOT IN (SELECT value FROM json_each(?2))
-                 ORDER BY due_at, id LIMIT ?3",
+                "SELECT d.id, d.due_at FROM deliveries d
+                 JOIN subscriptions s ON s.project = d.project AND s.id = d.subscription_id
+                 WHERE d.state = 0 AND d.due_at <= ?1 AND s.active = 1
+                   AND (d.project || '/' || d.subscription_id) NOT IN (SELECT value FROM json_each(?2))
+                 ORDER BY d.due_at, d.id LIMIT ?3",
             )?;
             let rows = due
                 .query_map(params![now, skip, (limit + held.len()) as i64], |r| {
@@ -277,8 +272,16 @@ impl Store for SqliteStore {
                 "SELECT id, due_at FROM deliveries WHERE project = ?1 AND subscription_id = ?2 AND state = 0
                  ORDER BY due_at, id LIMIT ?3",
             )?;
+            let mut active = tx.prepare_cached("SELECT active FROM subscriptions WHERE project = ?1 AND id = ?2")?;
             let mut out = Vec::with_capacity(requests.len());
             for r in &requests {
+                let is_active: Option<bool> = active
+                    .query_row(params![r.project, r.subscription_id], |row| row.get(0))
+                    .optional()?;
+                if is_active != Some(true) {
+                    out.push(Claimed { deliveries: Vec::new(), next_due: None });
+                    continue;
+                }
                 // Leased rows are still in the queue; read past them.
                 let window = r.limit + held.len() + 1;
                 let rows = queue
@@ -307,7 +310,7 @@ impl Store for SqliteStore {
                 }
                 out.push(Claimed { deliveries, next_due });
             }
-            drop(queue);
+            drop((queue, active));
             tx.commit()?;
             Ok(out)
         })
@@ -317,7 +320,9 @@ impl Store for SqliteStore {
     async fn pending_subscriptions(&self) -> Result<Vec<(String, String, i64)>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT project, subscription_id, MIN(due_at) FROM deliveries WHERE state = 0 GROUP BY project, subscription_id",
+                "SELECT d.project, d.subscription_id, MIN(d.due_at) FROM deliveries d
+                 JOIN subscriptions s ON s.project = d.project AND s.id = d.subscription_id
+                 WHERE d.state = 0 AND s.active = 1 GROUP BY d.project, d.subscription_id",
             )?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect()
@@ -363,7 +368,7 @@ impl Store for SqliteStore {
                             if *dead_letter_sink {
                                 c.prepare_cached(
                                     "INSERT INTO deliveries(project, subscription_id, seq, target, state, attempts, due_at, created_at)
-                                     SELECT d.project, d.subscription_id, d.seq, 1, CASE WHEN s.active = 1 THEN 0 ELSE 2 END, 0, ?2, ?2
+                                     SELECT d.project, d.subscription_id, d.seq, 1, 0, 0, ?2, ?2
                                      FROM deliveries d JOIN subscriptions s ON s.project = d.project AND s.id = d.subscription_id
                                      WHERE d.id = ?1 AND d.target = 0",
                                 )?
@@ -390,7 +395,9 @@ impl Store for SqliteStore {
             let mut held = leases.lock();
             held.expire(now_millis());
             let mut st = c.prepare_cached(
-                "SELECT id, due_at FROM deliveries WHERE state = 0 ORDER BY due_at, id LIMIT ?1",
+                "SELECT d.id, d.due_at FROM deliveries d
+                 JOIN subscriptions s ON s.project = d.project AND s.id = d.subscription_id
+                 WHERE d.state = 0 AND s.active = 1 ORDER BY d.due_at, d.id LIMIT ?1",
             )?;
             let rows = st
                 .query_map([(held.len() + 1) as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -447,9 +454,7 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 let n = c.execute(
-                    "UPDATE deliveries SET attempts = 0, due_at = ?3, created_at = ?3, dead_at = NULL,
-                       state = (SELECT CASE WHEN s.active = 1 THEN 0 ELSE 2 END FROM subscriptions s
-                                WHERE s.project = ?1 AND s.id = ?2)
+                    "UPDATE deliveries SET attempts = 0, due_at = ?3, created_at = ?3, dead_at = NULL, state = 0
                      WHERE project = ?1 AND subscription_id = ?2 AND state = 1 AND target = 0
                        AND (?4 IS NULL OR id IN (SELECT value FROM json_each(?4)))",
                     params![project, subscription, now, ids],

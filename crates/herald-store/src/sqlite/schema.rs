@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     body TEXT NOT NULL,
     PRIMARY KEY (project, id)
 ) WITHOUT ROWID;
--- state: 0 pending, 1 dead, 2 parked (pending for a disabled subscription).
+-- state: 0 pending, 1 dead.
 -- Leases are held in memory by the one process that owns the file (see leases.rs).
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

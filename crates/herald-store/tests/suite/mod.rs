@@ -1532,9 +1532,9 @@ pub async fn claim_for_respects_each_limit_and_reports_next_due(store: DynStore)
     );
 }
 
-/// A disabled subscription's deliveries are parked: never claimed, not in the pending
-/// list; enabling brings them back.
-pub async fn claim_for_skips_parked_deliveries(store: DynStore) {
+/// A disabled subscription's deliveries are never claimed and not in the pending list,
+/// but still count as pending; enabling brings them back.
+pub async fn claim_for_skips_disabled_subscriptions(store: DynStore) {
     let t = base();
     put_sub(&store, "default", "s").await;
     set_active(&store, "default", "s", false).await;
