@@ -4,6 +4,7 @@
 
 mod baselines;
 mod load;
+mod routing;
 mod spine;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Ingest, delivery, latency, RSS and batch benchmarks of the spine.
     Spine(spine::Args),
+    /// Ingest with 10,000 subscriptions (few matching) against one, in the same run.
+    Routing(routing::Args),
     /// Binary-mode ingest load against a running server; prints events/s.
     Ingest {
         /// Ingest URL, e.g. http://127.0.0.1:8765/v1/api/default/events
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Spine(args) => spine::run(args).await,
+            Command::Routing(args) => routing::run(args).await,
             Command::Ingest {
                 url,
                 seconds,

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     body TEXT NOT NULL,
     PRIMARY KEY (project, id)
 ) WITHOUT ROWID;
--- state: 0 pending, 1 dead.
+-- state: 0 pending, 1 dead. Leasing goes through deliveries_by_subscription; every
+-- index here costs on each ingest and each delivery, so there is no other.
 -- Leases are held in memory by the one process that owns the file (see leases.rs).
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,7 +44,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
     dead_at INTEGER,
     last_error TEXT
 );
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, due_at);
 CREATE INDEX IF NOT EXISTS deliveries_by_subscription ON deliveries(project, subscription_id, state, due_at);
 CREATE INDEX IF NOT EXISTS deliveries_by_seq ON deliveries(seq);
 CREATE TABLE IF NOT EXISTS attempts (
@@ -61,11 +61,13 @@ CREATE TABLE IF NOT EXISTS attempts (
     response_body TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_by_subscription ON attempts(project, subscription_id, id);
-CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts(at);
 "#;
 
 pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // A commit writes every page it dirtied to the WAL and index inserts dirty pages all
+    // over, so smaller pages mean fewer bytes per commit (2 KiB against the 4 KiB default).
+    conn.pragma_update(None, "page_size", 2048)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "cache_size", -16_000)?;
