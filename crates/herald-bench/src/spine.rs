@@ -261,6 +261,8 @@ pub async fn run(args: Args) -> Result<()> {
         );
     }
     let rss_ingest_peak = herald_proc.rss_kib("VmHWM:");
+    // Paired ratios (the runs share their minute of machine noise), then the median.
+    let paired = median(durable.iter().zip(&append).map(|(d, a)| d / a).collect());
     let (bare_m, append_m, durable_m) = (median(bare), median(append), median(durable));
 
     // Batch mode: 100 events per request, 16 connections.
