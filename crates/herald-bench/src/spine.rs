@@ -353,6 +353,9 @@ pub async fn run(args: Args) -> Result<()> {
         durable_m / append_m
     );
     println!(
+        "| ingest: Herald / group commit, median of per-run ratios | | | {paired:.2}x | >= 0.7x |"
+    );
+    println!(
         "| ingest: Herald vs bare 202 | | {bare_m:.0} | {:.2}x | |",
         durable_m / bare_m
     );

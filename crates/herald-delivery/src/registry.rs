@@ -64,28 +64,48 @@ struct ProjectIndex {
 }
 
 impl ProjectIndex {
-    fn build(entries: impl Iterator<Item = Arc<Entry>>) -> ProjectIndex {
-        let mut idx = ProjectIndex::default();
-        for e in entries {
-            let (map, keys): (_, Vec<String>) = if !e.sub.types.is_empty() {
-                (&mut idx.by_type, e.sub.types.clone())
-            } else if let Some(source) = &e.sub.source {
-                (&mut idx.by_source, vec![source.clone()])
-            } else {
-                (
-                    &mut idx.by_topic_prefix,
-                    e.sub.topics.iter().map(|p| p.join("/")).collect(),
-                )
-            };
-            let mut keys = keys;
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                map.entry(k).or_default().push(e.clone());
-            }
-            idx.by_id.insert(e.sub.id.clone(), e);
+    /// The bucket map and keys a subscription is filed under: its types, else its
+    /// source, else its topic prefixes.
+    fn slots(
+        &mut self,
+        sub: &Subscription,
+    ) -> (&mut HashMap<String, Vec<Arc<Entry>>>, Vec<String>) {
+        let (map, mut keys): (_, Vec<String>) = if !sub.types.is_empty() {
+            (&mut self.by_type, sub.types.clone())
+        } else if let Some(source) = &sub.source {
+            (&mut self.by_source, vec![source.clone()])
+        } else {
+            (
+                &mut self.by_topic_prefix,
+                sub.topics.iter().map(|p| p.join("/")).collect(),
+            )
+        };
+        keys.sort();
+        keys.dedup();
+        (map, keys)
+    }
+
+    fn insert(&mut self, e: Arc<Entry>) {
+        self.remove(&e.sub.id);
+        let (map, keys) = self.slots(&e.sub);
+        for k in keys {
+            map.entry(k).or_default().push(e.clone());
         }
-        idx
+        self.by_id.insert(e.sub.id.clone(), e);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<Entry>> {
+        let old = self.by_id.remove(id)?;
+        let (map, keys) = self.slots(&old.sub);
+        for k in keys {
+            if let Some(bucket) = map.get_mut(&k) {
+                bucket.retain(|e| e.sub.id != id);
+                if bucket.is_empty() {
+                    map.remove(&k);
+                }
+            }
+        }
+        Some(old)
     }
 
     /// Every subscription filed under a key this event has.
@@ -111,11 +131,11 @@ impl ProjectIndex {
     }
 }
 
-/// All subscriptions of all projects. Readers take a snapshot (`Arc`) of a project's
-/// index; writers rebuild that project's index (copy-on-write).
+/// All subscriptions of all projects, indexed for routing. Edits patch a project's index
+/// in place (no rebuild, so loading or creating many subscriptions stays linear).
 #[derive(Default)]
 pub struct Registry {
-    projects: RwLock<HashMap<String, Arc<ProjectIndex>>>,
+    projects: RwLock<HashMap<String, ProjectIndex>>,
 }
 
 impl Registry {
@@ -123,26 +143,21 @@ impl Registry {
         Registry::default()
     }
 
-    fn snapshot(&self, project: &str) -> Option<Arc<ProjectIndex>> {
-        self.projects
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(project)
-            .cloned()
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, ProjectIndex>> {
+        self.projects.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Add or replace a subscription. Runtime state carries over; the handshake is
     /// redone when the sink or the handshake setting changed.
     pub fn upsert(&self, project: &str, sub: Subscription, filter: Filter) -> Arc<Entry> {
         let mut map = self.projects.write().unwrap_or_else(|p| p.into_inner());
-        let old_index = map.get(project).cloned().unwrap_or_default();
-        let old = old_index.by_id.get(&sub.id);
+        let index = map.entry(project.to_string()).or_default();
         let handshake = if sub.protocolsettings.handshake {
             Handshake::Pending
         } else {
             Handshake::NotNeeded
         };
-        let runtime = match old {
+        let runtime = match index.by_id.get(&sub.id) {
             Some(o) => {
                 let same_sink = o.sub.sink == sub.sink
                     && o.sub.protocolsettings.handshake == sub.protocolsettings.handshake;
@@ -167,34 +182,24 @@ impl Registry {
             filter,
             runtime,
         });
-        let others = old_index
-            .by_id
-            .values()
-            .filter(|e| e.sub.id != entry.sub.id)
-            .cloned();
-        let index = ProjectIndex::build(others.chain(std::iter::once(entry.clone())));
-        map.insert(project.to_string(), Arc::new(index));
+        index.insert(entry.clone());
         entry
     }
 
     pub fn remove(&self, project: &str, id: &str) -> Option<Arc<Entry>> {
         let mut map = self.projects.write().unwrap_or_else(|p| p.into_inner());
-        let old_index = map.get(project).cloned()?;
-        let removed = old_index.by_id.get(id).cloned()?;
-        let index =
-            ProjectIndex::build(old_index.by_id.values().filter(|e| e.sub.id != id).cloned());
-        map.insert(project.to_string(), Arc::new(index));
-        Some(removed)
+        map.get_mut(project)?.remove(id)
     }
 
     pub fn get(&self, project: &str, id: &str) -> Option<Arc<Entry>> {
-        self.snapshot(project)?.by_id.get(id).cloned()
+        self.read().get(project)?.by_id.get(id).cloned()
     }
 
     /// Subscriptions of a project, ordered by id.
     pub fn list(&self, project: &str) -> Vec<Arc<Entry>> {
         let mut v: Vec<_> = self
-            .snapshot(project)
+            .read()
+            .get(project)
             .map(|i| i.by_id.values().cloned().collect())
             .unwrap_or_default();
         v.sort_by(|a, b| a.sub.id.cmp(&b.sub.id));
@@ -203,18 +208,14 @@ impl Registry {
 
     /// Subscriptions across all projects.
     pub fn count(&self) -> usize {
-        self.projects
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|idx| idx.by_id.len())
-            .sum()
+        self.read().values().map(|idx| idx.by_id.len()).sum()
     }
 
     /// Ids of the subscriptions (active or not: a disabled one keeps its backlog) that
     /// want this event.
     pub fn route(&self, project: &str, topic: &Topic, event: &Event) -> Vec<String> {
-        let Some(idx) = self.snapshot(project) else {
+        let map = self.read();
+        let Some(idx) = map.get(project) else {
             return Vec::new();
         };
         idx.candidates(topic, event)
@@ -283,6 +284,31 @@ mod tests {
 
         r.remove("p", "a");
         assert_eq!(r.route("p", &root, &e), vec!["c"]);
+    }
+
+    #[test]
+    fn edits_move_a_subscription_between_index_keys() {
+        let r = Registry::new();
+        let (s, f) = sub(json!({"id": "a", "sink": "http://x", "types": ["t1"]}));
+        r.upsert("p", s, f);
+        let root = Topic::root();
+        assert_eq!(r.route("p", &root, &Event::new("1", "/s", "t1")), vec!["a"]);
+        let (s, f) = sub(json!({"id": "a", "sink": "http://x", "source": "/only"}));
+        r.upsert("p", s, f);
+        assert!(
+            r.route("p", &root, &Event::new("1", "/s", "t1")).is_empty(),
+            "old key gone"
+        );
+        assert_eq!(
+            r.route("p", &root, &Event::new("1", "/only", "t9")),
+            vec!["a"]
+        );
+        assert_eq!(r.count(), 1);
+        r.remove("p", "a");
+        assert!(r
+            .route("p", &root, &Event::new("1", "/only", "t9"))
+            .is_empty());
+        assert_eq!(r.count(), 0);
     }
 
     #[test]
