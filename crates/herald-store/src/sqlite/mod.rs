@@ -537,9 +537,13 @@ impl Store for SqliteStore {
                      WHERE rn > ?1)",
                     [attempts_keep as i64],
                 )?;
+                // seq grows with arrival, so the events received before the cutoff are a
+                // seq range: find its end by bisection over the primary key instead of
+                // paying for an index on received_at at every insert.
+                let cutoff = first_seq_received_at_or_after(c, events_before)?;
                 c.execute(
-                    "DELETE FROM events WHERE received_at < ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = events.seq)",
-                    [events_before],
+                    "DELETE FROM events WHERE seq < ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = events.seq)",
+                    [cutoff],
                 )?;
                 Ok(())
             })
@@ -576,4 +580,33 @@ fn load_claimed(c: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<ClaimedDeli
         ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     rows.sort_by_key(|d| order.get(&d.delivery_id).copied().unwrap_or(usize::MAX));
     Ok(rows)
+}
+
+/// The smallest seq whose event was received at or after `at` (one past the last seq when
+/// none was). Arrival times follow seq order up to the few milliseconds between a request
+/// taking its time and its commit, which a retention cutoff does not notice.
+fn first_seq_received_at_or_after(c: &Connection, at: i64) -> rusqlite::Result<i64> {
+    let (lo, hi): (Option<i64>, Option<i64>) =
+        c.query_row("SELECT MIN(seq), MAX(seq) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(mut lo), Some(hi)) = (lo, hi) else {
+        return Ok(0);
+    };
+    let mut at_or_after = c.prepare_cached(
+        "SELECT seq, received_at FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+    )?;
+    let mut hi = hi + 1;
+    // Invariant: every event below lo arrived before `at`; every event from hi on at or after it.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let (seq, received): (i64, i64) =
+            at_or_after.query_row([mid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if received < at {
+            lo = seq + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
 }

@@ -18,7 +18,6 @@ CREATE TABLE IF NOT EXISTS events (
     received_at INTEGER NOT NULL,
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_by_time ON events(received_at);
 -- Dedup looks up (project, source, id) here: no separate dedup table to write.
 CREATE INDEX IF NOT EXISTS events_by_key ON events(project, source, id);
 CREATE TABLE IF NOT EXISTS subscriptions (
