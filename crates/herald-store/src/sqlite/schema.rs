@@ -72,6 +72,9 @@ pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.pragma_update(None, "cache_size", -16_000)?;
     if writer {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Checkpoints copy the WAL into the database and fsync it, stalling the writer;
+        // 10,000 pages (20 MiB of WAL at 2 KiB pages) between them instead of 1,000.
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     } else {
         conn.pragma_update(None, "query_only", true)?;
     }
