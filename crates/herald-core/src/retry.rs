@@ -77,14 +77,15 @@ pub fn next_attempt(
     }
     let base = policy.delay_before_attempt(attempts_made + 1);
     let jitter = policy.jitter.clamp(0.0, 1.0) * jitter_unit.clamp(-1.0, 1.0);
-    let jittered = base.mul_f64(1.0 + jitter);
+    let jittered =
+        Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + jitter)).unwrap_or(Duration::MAX);
     let delay = match retry_after {
         Some(hint) => jittered.max(hint.min(policy.retry_after_max)),
         None => jittered,
     };
     let at = now.saturating_add(delay.as_millis().min(i64::MAX as u128) as i64);
     if let Some(max_age) = policy.max_age {
-        if at > created_at.saturating_add(max_age.as_millis() as i64) {
+        if at > created_at.saturating_add(max_age.as_millis().min(i64::MAX as u128) as i64) {
             return Next::Exhausted;
         }
     }
@@ -200,6 +201,33 @@ mod tests {
         };
         assert_eq!(next_attempt(&p, 1, 0, 0, None, 0.0), Next::RetryAt(5_000));
         assert_eq!(next_attempt(&p, 2, 0, 0, None, 0.0), Next::Exhausted);
+    }
+
+    #[test]
+    fn huge_delays_saturate_instead_of_panicking() {
+        let huge = Duration::from_secs(u64::MAX / 2);
+        let p = RetryPolicy {
+            backoff: Backoff::Schedule(vec![Duration::ZERO, huge]),
+            jitter: 1.0,
+            max_age: Some(huge),
+            ..RetryPolicy::default()
+        };
+        assert!(
+            matches!(next_attempt(&p, 1, 0, 0, None, 1.0), Next::RetryAt(at) if at == i64::MAX)
+        );
+        let e = RetryPolicy {
+            backoff: Backoff::Exponential {
+                initial: huge,
+                multiplier: 100.0,
+                max: huge,
+            },
+            max_attempts: Some(50),
+            ..RetryPolicy::default()
+        };
+        assert!(matches!(
+            next_attempt(&e, 40, 0, 0, None, 1.0),
+            Next::RetryAt(_)
+        ));
     }
 
     #[test]

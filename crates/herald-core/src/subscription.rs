@@ -210,7 +210,7 @@ impl RetryPolicy {
                 }
                 let factor = multiplier.max(1.0).powi(n.saturating_sub(2).min(64) as i32);
                 let secs = (initial.as_secs_f64() * factor).min(max.as_secs_f64());
-                Duration::from_secs_f64(secs.max(0.0))
+                Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX)
             }
         }
     }
@@ -354,6 +354,23 @@ impl Subscription {
             return Err(bad(
                 "delivery.retry.jitter",
                 "must be between 0 and 1".into(),
+            ));
+        }
+        const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 3600);
+        let too_long = |d: &Duration| *d > MAX_DELAY;
+        let delays: Vec<&Duration> = match &r.backoff {
+            Backoff::Schedule(s) => s.iter().collect(),
+            Backoff::Exponential { initial, max, .. } => vec![initial, max],
+        };
+        if delays
+            .into_iter()
+            .chain(r.max_age.as_ref())
+            .chain([&r.retry_after_max])
+            .any(too_long)
+        {
+            return Err(bad(
+                "delivery.retry",
+                "delays, max_age and retry_after_max must be at most 30 days".into(),
             ));
         }
         match &r.backoff {

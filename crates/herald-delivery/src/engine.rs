@@ -72,7 +72,8 @@ struct DueHint {
 /// the backlog already updates them).
 const RESYNC: Duration = Duration::from_secs(30);
 
-/// The longest request timeout a subscription may set; bounds every lease.
+/// The longest request timeout a subscription may set. An attempt is at most a handshake
+/// and a request, so a lease of twice this (plus slack) outlives any attempt.
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Engine {
@@ -194,7 +195,7 @@ impl Engine {
                 let _ = tokio::time::timeout(sleep, self.wake.notified()).await;
                 continue;
             }
-            let lease_until = now + (MAX_TIMEOUT + self.cfg.lease_slack).as_millis() as i64;
+            let lease_until = now + (2 * MAX_TIMEOUT + self.cfg.lease_slack).as_millis() as i64;
             let claimed = match self
                 .store
                 .claim_for(requests.clone(), now, lease_until)
@@ -240,10 +241,16 @@ impl Engine {
         permit: OwnedSemaphorePermit,
         done: mpsc::Sender<DeliveryUpdate>,
     ) {
+        // The slot is held until the outcome is queued, so a stalled completer stops the
+        // dispatcher instead of letting finished attempts pile up.
+        let slot = SlotGuard {
+            engine: &self,
+            entry: &entry,
+        };
         let update = self.run_attempt(&entry, &d).await;
-        self.give_slot(&entry);
-        drop(permit);
         let _ = done.send(update).await;
+        drop(slot);
+        drop(permit);
         self.wake();
     }
 
@@ -419,9 +426,17 @@ impl Engine {
             project: entry.project.clone(),
             sub: sub.clone(),
         };
-        if let Err(e) = self.store.put_subscription(&entry.project, &stored).await {
-            tracing::error!(error = %e, "could not persist auto-disable");
-            return;
+        match self
+            .store
+            .update_subscription(&entry.project, &stored)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return, // deleted meanwhile: nothing to disable
+            Err(e) => {
+                tracing::error!(error = %e, "could not persist auto-disable");
+                return;
+            }
         }
         tracing::warn!(project = %entry.project, subscription = %sub.id, %reason, "subscription disabled");
         self.registry
@@ -460,5 +475,17 @@ impl Engine {
             }
             self.wake();
         }
+    }
+}
+
+/// Gives the subscription's in-flight slot back however the attempt ends (even by panic).
+struct SlotGuard<'a> {
+    engine: &'a Engine,
+    entry: &'a Entry,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.engine.give_slot(self.entry);
     }
 }

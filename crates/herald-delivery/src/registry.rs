@@ -218,7 +218,11 @@ impl Registry {
         let Some(idx) = map.get(project) else {
             return Vec::new();
         };
-        idx.candidates(topic, event)
+        let mut candidates = idx.candidates(topic, event);
+        // A subscription filed under two prefixes of this event's topic comes up twice.
+        candidates.sort_unstable_by_key(|e| Arc::as_ptr(e));
+        candidates.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        candidates
             .into_iter()
             .filter(|e| e.matches(topic, event))
             .map(|e| e.sub.id.clone())
@@ -309,6 +313,15 @@ mod tests {
             .route("p", &root, &Event::new("1", "/only", "t9"))
             .is_empty());
         assert_eq!(r.count(), 0);
+    }
+
+    #[test]
+    fn overlapping_topic_prefixes_route_once() {
+        let r = Registry::new();
+        let (s, f) = sub(json!({"id": "a", "sink": "http://x", "topics": [["a"], ["a", "b"], []]}));
+        r.upsert("p", s, f);
+        let topic = Topic::parse("a/b/c").unwrap();
+        assert_eq!(r.route("p", &topic, &Event::new("1", "/s", "t")), vec!["a"]);
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Insert or replace a subscription.
     async fn put_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<()>;
+    /// Replace an existing subscription; false (and nothing written) when it is gone, so
+    /// an edit racing a delete cannot bring the subscription back.
+    async fn update_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<bool>;
     /// Delete a subscription with its backlog, dead letters and attempts.
     async fn delete_subscription(&self, project: &str, id: &str) -> Result<bool>;
     async fn load_subscriptions(&self) -> Result<Vec<StoredSubscription>>;

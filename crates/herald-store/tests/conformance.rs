@@ -45,6 +45,7 @@ conformance! {
     claim_for_respects_each_limit_and_reports_next_due,
     claim_for_skips_disabled_subscriptions,
     pending_subscriptions_lists_earliest_due,
+    update_never_recreates_a_deleted_subscription,
     complete_delivered_removes,
     complete_retry_at,
     complete_dead_lists_dead_letter,

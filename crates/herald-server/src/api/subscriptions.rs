@@ -51,7 +51,8 @@ fn find(app: &AppState, project: &str, id: &str) -> ApiResult<Arc<Entry>> {
     })
 }
 
-async fn save(
+/// Create a subscription (new id) and register it.
+async fn save_new(
     app: &AppState,
     project: &str,
     sub: Subscription,
@@ -62,6 +63,29 @@ async fn save(
         sub: sub.clone(),
     };
     app.store.put_subscription(project, &stored).await?;
+    Ok(app.registry.upsert(project, sub, filter))
+}
+
+/// Replace an existing subscription; 404 if it was deleted meanwhile (never re-created).
+async fn save(
+    app: &AppState,
+    project: &str,
+    sub: Subscription,
+    filter: Filter,
+) -> ApiResult<Arc<Entry>> {
+    let stored = StoredSubscription {
+        project: project.to_string(),
+        sub: sub.clone(),
+    };
+    if !app.store.update_subscription(project, &stored).await? {
+        return Err(ApiError(Problem::not_found(
+            "subscription",
+            format!(
+                "subscription '{}' does not exist in project '{project}'",
+                sub.id
+            ),
+        )));
+    }
     Ok(app.registry.upsert(project, sub, filter))
 }
 
@@ -82,7 +106,7 @@ pub async fn create(
     if sub.signing_secret.is_none() {
         sub.signing_secret = Some(generate_secret());
     }
-    save(&app, &project, sub.clone(), filter).await?;
+    save_new(&app, &project, sub.clone(), filter).await?;
     let mut body = view(&sub);
     body["signing_secret"] = json!(sub.signing_secret);
     let location = format!("/v1/api/{project}/subscriptions/{}", sub.id);

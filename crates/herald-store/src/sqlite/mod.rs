@@ -178,6 +178,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn update_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<bool> {
+        let body = serde_json::to_string(&sub.sub).map_err(backend)?;
+        let (project, id, active) = (project.to_string(), sub.sub.id.clone(), sub.sub.is_active());
+        self.writer
+            .write(move |c| {
+                let n = c.execute(
+                    "UPDATE subscriptions SET active = ?3, body = ?4 WHERE project = ?1 AND id = ?2",
+                    params![project, id, active, body],
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
     async fn delete_subscription(&self, project: &str, id: &str) -> Result<bool> {
         let (project, id) = (project.to_string(), id.to_string());
         self.writer
@@ -320,9 +334,11 @@ impl Store for SqliteStore {
     async fn pending_subscriptions(&self) -> Result<Vec<(String, String, i64)>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT d.project, d.subscription_id, MIN(d.due_at) FROM deliveries d
-                 JOIN subscriptions s ON s.project = d.project AND s.id = d.subscription_id
-                 WHERE d.state = 0 AND s.active = 1 GROUP BY d.project, d.subscription_id",
+                "SELECT project, id, due FROM (
+                   SELECT s.project, s.id, (SELECT MIN(d.due_at) FROM deliveries d
+                       WHERE d.project = s.project AND d.subscription_id = s.id AND d.state = 0) AS due
+                   FROM subscriptions s WHERE s.active = 1)
+                 WHERE due IS NOT NULL",
             )?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect()

@@ -116,6 +116,11 @@ fn commit_group(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> std::result::Re
         for job in jobs.iter_mut() {
             let _ = exec(conn, "SAVEPOINT job");
             if !job.run(conn) {
+                if conn.is_autocommit() {
+                    // The failure (disk full, I/O error) ended the whole transaction: nothing
+                    // of this group is written, so no job may be answered as committed.
+                    return Err("the transaction was aborted by a storage error".into());
+                }
                 let _ = exec(conn, "ROLLBACK TO job");
             }
             let _ = exec(conn, "RELEASE job");

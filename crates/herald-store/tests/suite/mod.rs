@@ -1582,3 +1582,16 @@ pub async fn pending_subscriptions_lists_earliest_due(store: DynStore) {
         ]
     );
 }
+
+/// Updating a deleted subscription writes nothing and says so.
+pub async fn update_never_recreates_a_deleted_subscription(store: DynStore) {
+    put_sub(&store, "default", "s").await;
+    let mut s = stored("default", "s");
+    s.sub.owner = Some("team".into());
+    assert!(store.update_subscription("default", &s).await.unwrap());
+    let loaded = store.load_subscriptions().await.unwrap();
+    assert_eq!(loaded[0].sub.owner.as_deref(), Some("team"));
+    assert!(store.delete_subscription("default", "s").await.unwrap());
+    assert!(!store.update_subscription("default", &s).await.unwrap());
+    assert!(store.load_subscriptions().await.unwrap().is_empty());
+}
