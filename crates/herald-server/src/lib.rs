@@ -27,8 +27,16 @@ pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
                 registry.upsert(&stored.project, stored.sub, filter);
             }
             Err(e) => {
+                // Keep it visible and manageable (GET, PUT, DELETE), but deliver nothing
+                // until its filter is fixed: an empty `any` never matches.
                 tracing::error!(project = %stored.project, subscription = %stored.sub.id, error = %e,
-                "stored subscription has a filter this version cannot compile; it is not routed")
+                    "stored subscription has a filter this version cannot compile; it is disabled");
+                let mut sub = stored.sub;
+                sub.state = herald_core::subscription::SubscriptionState::Disabled {
+                    reason: format!("filter no longer compiles: {e}"),
+                    since: herald_core::now_millis(),
+                };
+                registry.upsert(&stored.project, sub, herald_filter::Filter::Any(Vec::new()));
             }
         }
     }

@@ -306,6 +306,14 @@ async fn subscription_crud_keeps_write_only_secrets() {
         json!({"credentialtype": "PLAIN"}),
         "kept when omitted"
     );
+    // What a GET shows can be PUT back as it is.
+    let mut shown = get_json(&url).await;
+    shown["owner"] = json!("team-x");
+    let resp = client().put(&url).json(&shown).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let got = get_json(&url).await;
+    assert_eq!(got["owner"], "team-x");
+    assert_eq!(got["sinkcredential"], json!({"credentialtype": "PLAIN"}));
     let secret = get_json(&format!("{url}/secret")).await;
     assert_eq!(secret["signing_secret"], created["signing_secret"]);
     assert_eq!(client().delete(&url).send().await.unwrap().status(), 204);

@@ -149,7 +149,7 @@ pub async fn replace(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let current = find(&app, &project, &id)?;
-    let mut sub: Subscription = parse_json(&body, "subscription")?;
+    let mut sub = parse_replacement(&body)?;
     sub.id = id;
     sub.state = current.sub.state.clone();
     sub.created_at = current.sub.created_at;
@@ -175,6 +175,28 @@ pub async fn delete(
     app.store.delete_subscription(&project, &id).await?;
     app.registry.remove(&project, &id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A PUT body is a subscription; what a GET shows beyond that (`backlog`, `state`, times,
+/// a credential reduced to its type) is accepted and ignored, so a GET can be edited and
+/// PUT back as it is.
+fn parse_replacement(body: &[u8]) -> ApiResult<Subscription> {
+    let mut value: Value = parse_json(body, "subscription")?;
+    if let Some(obj) = value.as_object_mut() {
+        for read_only in ["id", "backlog", "state", "created_at", "updated_at"] {
+            obj.remove(read_only);
+        }
+        let redacted = obj
+            .get("sinkcredential")
+            .and_then(Value::as_object)
+            .is_some_and(|c| c.len() == 1 && c.contains_key("credentialtype"));
+        if redacted {
+            obj.remove("sinkcredential");
+        }
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiError(Problem::bad_request("invalid-subscription", format!("the subscription is not valid: {e}")))
+    })
 }
 
 /// Re-activate a subscription; everything queued meanwhile becomes due at once.

@@ -353,7 +353,8 @@ impl Store for SqliteStore {
                 let now = now_millis();
                 let mut log = c.prepare_cached(
                     "INSERT INTO attempts(project, subscription_id, delivery_id, seq, event_id, target, at, status, latency_ms, error, response_body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+                     WHERE EXISTS (SELECT 1 FROM subscriptions WHERE project = ?1 AND id = ?2)",
                 )?;
                 for u in &updates {
                     if let Some(a) = &u.attempt {
