@@ -47,3 +47,26 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Ap
         ))
     })
 }
+
+/// Query-string and path rejections as problems (axum's own are plain text).
+pub fn query<T>(
+    q: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<T> {
+    q.map(|axum::extract::Query(v)| v).map_err(|e| {
+        ApiError(Problem::bad_request(
+            "invalid-query",
+            format!("the query string is not valid: {}", e.body_text()),
+        ))
+    })
+}
+
+pub fn path<T>(
+    p: Result<axum::extract::Path<T>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<T> {
+    p.map(|axum::extract::Path(v)| v).map_err(|e| {
+        ApiError(Problem::bad_request(
+            "invalid-path",
+            format!("the request path is not valid: {}", e.body_text()),
+        ))
+    })
+}

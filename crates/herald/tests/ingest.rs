@@ -319,3 +319,49 @@ async fn subscription_crud_keeps_write_only_secrets() {
     assert_eq!(client().delete(&url).send().await.unwrap().status(), 204);
     assert_eq!(client().get(&url).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_error_is_problem_json() {
+    let h = Herald::start();
+    let sub = subscribe(&h, "default", json!({"sink": "http://127.0.0.1:9/x"})).await;
+    let id = sub["id"].as_str().unwrap();
+    let cases = [
+        (
+            reqwest::Method::DELETE,
+            h.api("default/events"),
+            405,
+            "method-not-allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            h.api(&format!("default/subscriptions/{id}/attempts?limit=-1")),
+            400,
+            "invalid-query",
+        ),
+        (
+            reqwest::Method::POST,
+            h.api(&format!(
+                "default/subscriptions/{id}/dead-letters/abc/redeliver"
+            )),
+            400,
+            "invalid-path",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{}/nowhere", h.url),
+            404,
+            "route-not-found",
+        ),
+    ];
+    for (method, url, status, slug) in cases {
+        let resp = client().request(method, &url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{url}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/problem+json",
+            "{url}"
+        );
+        let p: Value = resp.json().await.unwrap();
+        assert_eq!(p["type"], format!("urn:herald:problem:{slug}"), "{url}");
+    }
+}

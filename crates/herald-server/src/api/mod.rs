@@ -66,6 +66,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/api/{project}/subscriptions/{id}/dead-letters/{delivery}/redeliver",
             post(subscriptions::redeliver_one),
         )
+        .method_not_allowed_fallback(|| async {
+            crate::error::ApiError(herald_core::Problem::new(
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+                "this endpoint does not accept that method; see the README for the API",
+            ))
+        })
         .fallback(|| async {
             crate::error::ApiError(herald_core::Problem::not_found(
                 "route",

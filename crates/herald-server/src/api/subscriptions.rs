@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -195,7 +196,10 @@ fn parse_replacement(body: &[u8]) -> ApiResult<Subscription> {
         }
     }
     serde_json::from_value(value).map_err(|e| {
-        ApiError(Problem::bad_request("invalid-subscription", format!("the subscription is not valid: {e}")))
+        ApiError(Problem::bad_request(
+            "invalid-subscription",
+            format!("the subscription is not valid: {e}"),
+        ))
     })
 }
 
@@ -256,8 +260,9 @@ impl Page {
 pub async fn attempts(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
-    Query(page): Query<Page>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let page = crate::error::query(page)?;
     find(&app, &project, &id)?;
     let items = app
         .store
@@ -269,8 +274,9 @@ pub async fn attempts(
 pub async fn dead_letters(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
-    Query(page): Query<Page>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let page = crate::error::query(page)?;
     find(&app, &project, &id)?;
     let items = app
         .store
@@ -307,8 +313,9 @@ pub async fn redeliver_all(
 
 pub async fn redeliver_one(
     State(app): State<Arc<AppState>>,
-    Path((project, id, delivery)): Path<(String, String, i64)>,
+    path: Result<Path<(String, String, i64)>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
+    let (project, id, delivery) = crate::error::path(path)?;
     find(&app, &project, &id)?;
     let n = app
         .store
