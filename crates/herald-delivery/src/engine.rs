@@ -372,23 +372,35 @@ impl Engine {
         cfg: &WebhookConfig,
         now: i64,
     ) -> Option<(Option<AttemptReport>, i64)> {
-        let state = *entry
-            .runtime
-            .handshake
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match state {
-            Handshake::NotNeeded | Handshake::Allowed => return None,
-            Handshake::RetryAt(at) if at > now => return Some((None, at)),
-            _ => {}
+        {
+            let mut state = entry
+                .runtime
+                .handshake
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match *state {
+                Handshake::NotNeeded | Handshake::Allowed => return None,
+                Handshake::RetryAt(at) if at > now => return Some((None, at)),
+                Handshake::InProgress => return Some((None, now + 1000)),
+                _ => *state = Handshake::InProgress,
+            }
         }
         let started = std::time::Instant::now();
         let result = handshake(&self.client, cfg, &self.cfg.origin).await;
+        // The sink may have been edited meanwhile (which resets the state to Pending):
+        // a consent given by the old URL says nothing about the new one.
+        let still_same_sink = self
+            .registry
+            .get(&entry.project, &entry.sub.id)
+            .is_some_and(|current| current.webhook.url == cfg.url);
         let mut state = entry
             .runtime
             .handshake
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        if !still_same_sink || *state != Handshake::InProgress {
+            return Some((None, now));
+        }
         match result {
             Ok(_) => {
                 *state = Handshake::Allowed;

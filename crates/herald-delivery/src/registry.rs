@@ -19,6 +19,8 @@ use crate::sinks::webhook::WebhookConfig;
 pub enum Handshake {
     NotNeeded,
     Pending,
+    /// One attempt is asking the sink now; the others wait rather than ask too.
+    InProgress,
     /// Refused or failed; try again at this time (ms).
     RetryAt(i64),
     Allowed,

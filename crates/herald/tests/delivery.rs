@@ -349,7 +349,11 @@ async fn request_timeout_counts_as_failure() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn handshake_gates_delivery_until_the_sink_allows_it() {
-    let h = Herald::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Herald::start_in(
+        tmp.path(),
+        "[delivery]\npoll_interval = \"100ms\"\nhandshake_retry = \"2s\"\n",
+    );
     let r = Receiver::start().await;
     r.allow_origin(None);
     subscribe(
@@ -358,8 +362,16 @@ async fn handshake_gates_delivery_until_the_sink_allows_it() {
         json!({"sink": r.url, "protocolsettings": {"handshake": true}}),
     )
     .await;
-    send_binary(&h, "default", "hs-1", "t", json!({})).await;
-    assert!(wait_until(WAIT, || r.requests().iter().any(|q| q.method == "OPTIONS")).await);
+    for i in 0..5 {
+        send_binary(&h, "default", &format!("hs-{i}"), "t", json!({})).await;
+    }
+    let options = || {
+        r.requests()
+            .iter()
+            .filter(|q| q.method == "OPTIONS")
+            .count()
+    };
+    assert!(wait_until(WAIT, || options() >= 1).await);
     let opt = r
         .requests()
         .into_iter()
@@ -369,14 +381,23 @@ async fn handshake_gates_delivery_until_the_sink_allows_it() {
         opt.header("webhook-request-origin"),
         Some("herald.localhost")
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        options(),
+        1,
+        "one handshake at a time, however many deliveries wait"
+    );
     assert!(
         r.posts().is_empty(),
         "no delivery before the sink allows it"
     );
     r.allow_origin(Some("herald.localhost"));
-    assert!(wait_until(WAIT, || r.posts().len() == 1).await);
-    assert_eq!(r.posts()[0].event_id().as_deref(), Some("hs-1"));
+    assert!(wait_until(WAIT, || r.posts().len() == 5).await);
+    assert_eq!(
+        options(),
+        2,
+        "asked again after handshake_retry, then allowed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
