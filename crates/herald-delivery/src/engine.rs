@@ -101,16 +101,35 @@ impl Engine {
 
     /// A subscription has a delivery due at `at` (new events, a retry, a redeliver, an
     /// enable): the dispatcher will look at it then.
+    ///
+    /// Cheap when nothing changes (the usual case under load): no wake-up if the
+    /// dispatcher already knows of an earlier due time, nothing for a disabled
+    /// subscription (enabling notifies again).
     pub fn notify(&self, project: &str, subscription_id: &str, at: i64) {
+        if self
+            .registry
+            .get(project, subscription_id)
+            .is_some_and(|e| !e.sub.is_active())
+        {
+            return;
+        }
         {
             let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
             let key = format!("{project}/{subscription_id}");
-            let hint = due.entry(key).or_insert_with(|| DueHint {
-                project: project.to_string(),
-                subscription_id: subscription_id.to_string(),
-                at,
-            });
-            hint.at = hint.at.min(at);
+            match due.get_mut(&key) {
+                Some(hint) if hint.at <= at => return,
+                Some(hint) => hint.at = at,
+                None => {
+                    due.insert(
+                        key,
+                        DueHint {
+                            project: project.to_string(),
+                            subscription_id: subscription_id.to_string(),
+                            at,
+                        },
+                    );
+                }
+            }
         }
         self.wake();
     }
