@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use herald_core::subscription::Subscription;
 use herald_core::{Event, Topic};
-use herald_filter::Filter;
+use herald_filter::{EventView, Filter};
 
 use crate::sinks::webhook::WebhookConfig;
 
@@ -51,8 +51,9 @@ impl Entry {
     }
 
     /// Full match: topic prefix, type, source, then the filter expression.
-    pub fn matches(&self, topic: &Topic, event: &Event) -> bool {
-        self.sub.wants(topic, event) && (self.filter.is_trivial() || self.filter.matches(event))
+    pub fn matches(&self, topic: &Topic, view: &EventView<'_>) -> bool {
+        self.sub.wants(topic, view.event)
+            && (self.filter.is_trivial() || self.filter.matches_view(view))
     }
 }
 
@@ -220,13 +221,14 @@ impl Registry {
         let Some(idx) = map.get(project) else {
             return Vec::new();
         };
+        let view = EventView::new(event);
         let mut candidates = idx.candidates(topic, event);
         // A subscription filed under two prefixes of this event's topic comes up twice.
         candidates.sort_unstable_by_key(|e| Arc::as_ptr(e));
         candidates.dedup_by(|a, b| Arc::ptr_eq(a, b));
         candidates
             .into_iter()
-            .filter(|e| e.matches(topic, event))
+            .filter(|e| e.matches(topic, &view))
             .map(|e| e.sub.id.clone())
             .collect()
     }

@@ -146,6 +146,13 @@ fn attribute_map(v: &Value, path: &str) -> Result<Vec<(String, String)>, FilterE
 impl Filter {
     /// Does the event pass? Missing attributes never match `exact`/`prefix`/`suffix`.
     pub fn matches(&self, event: &Event) -> bool {
+        self.matches_view(&EventView::new(event))
+    }
+
+    /// As [`Filter::matches`], sharing what is derived from the event (the attribute map
+    /// FEEL reads) between every filter evaluated against it.
+    pub fn matches_view(&self, view: &EventView<'_>) -> bool {
+        let event = view.event;
         let test = |pairs: &[(String, String)], f: fn(&str, &str) -> bool| {
             pairs
                 .iter()
@@ -158,9 +165,9 @@ impl Filter {
             Filter::Exact(p) => test(p, |h, w| h == w),
             Filter::Prefix(p) => test(p, |h, w| h.starts_with(w)),
             Filter::Suffix(p) => test(p, |h, w| h.ends_with(w)),
-            Filter::All(fs) => fs.iter().all(|f| f.matches(event)),
-            Filter::Any(fs) => fs.iter().any(|f| f.matches(event)),
-            Filter::Not(f) => !f.matches(event),
+            Filter::All(fs) => fs.iter().all(|f| f.matches_view(view)),
+            Filter::Any(fs) => fs.iter().any(|f| f.matches_view(view)),
+            Filter::Not(f) => !f.matches_view(view),
             Filter::Sql(expr) => {
                 let eval = expr.evaluate(&EventAttributes(event));
                 if eval.error.is_some() {
@@ -168,7 +175,7 @@ impl Filter {
                 }
                 eval.error.is_none() && matches!(eval.value, cesql::Value::Boolean(true))
             }
-            Filter::Feel(expr) => feel_matches(expr, event),
+            Filter::Feel(expr) => feel_matches_view(expr, view),
         }
     }
 
@@ -178,13 +185,37 @@ impl Filter {
     }
 }
 
+/// An event being routed, with what filters derive from it computed once, on first use.
+pub struct EventView<'a> {
+    pub event: &'a Event,
+    attributes: std::cell::OnceCell<serde_json::Map<String, Value>>,
+}
+
+impl<'a> EventView<'a> {
+    pub fn new(event: &'a Event) -> Self {
+        EventView {
+            event,
+            attributes: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The context attributes as a JSON object (FEEL's `event`).
+    pub fn attributes(&self) -> &serde_json::Map<String, Value> {
+        self.attributes.get_or_init(|| self.event.attributes_json())
+    }
+}
+
 /// Evaluate a FEEL filter: data fields as variables, context attributes under `event`.
 pub fn feel_matches(expr: &feel::Expression, event: &Event) -> bool {
-    let data = match &event.data {
+    feel_matches_view(expr, &EventView::new(event))
+}
+
+fn feel_matches_view(expr: &feel::Expression, view: &EventView<'_>) -> bool {
+    let data = match &view.event.data {
         Some(Data::Json(v)) => v,
         _ => &Value::Null,
     };
-    let result = expr.evaluate(data, &event.attributes_json());
+    let result = expr.evaluate(data, view.attributes());
     if matches!(result, feel::Value::Null) {
         EVALUATION_ERRORS.fetch_add(1, Ordering::Relaxed);
     }

@@ -9,4 +9,4 @@ mod parse_error;
 
 pub use parse_error::ParseError;
 
-pub use dialects::{compile, Filter, FilterError};
+pub use dialects::{compile, EventView, Filter, FilterError};
