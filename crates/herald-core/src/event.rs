@@ -82,16 +82,8 @@ impl serde::Serialize for JsonFormat<'_> {
         m.serialize_entry("id", &e.id)?;
         m.serialize_entry("source", &e.source)?;
         m.serialize_entry("type", &e.ty)?;
-        let optional = [
-            ("datacontenttype", &e.datacontenttype),
-            ("dataschema", &e.dataschema),
-            ("subject", &e.subject),
-            ("time", &e.time),
-        ];
-        for (k, v) in optional {
-            if let Some(v) = v {
-                m.serialize_entry(k, v)?;
-            }
+        for (k, v) in e.optional_attributes() {
+            m.serialize_entry(k, v)?;
         }
         for (k, v) in &e.extensions {
             match v {
@@ -201,6 +193,18 @@ impl Event {
         }
     }
 
+    /// The optional core attributes that are set, by name.
+    pub fn optional_attributes(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        [
+            ("datacontenttype", &self.datacontenttype),
+            ("dataschema", &self.dataschema),
+            ("subject", &self.subject),
+            ("time", &self.time),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    }
+
     /// The context attributes as a JSON object (no data), e.g. for filter languages.
     pub fn attributes_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
@@ -208,16 +212,8 @@ impl Event {
         m.insert("id".into(), Value::String(self.id.clone()));
         m.insert("source".into(), Value::String(self.source.clone()));
         m.insert("type".into(), Value::String(self.ty.clone()));
-        let optional = [
-            ("datacontenttype", &self.datacontenttype),
-            ("dataschema", &self.dataschema),
-            ("subject", &self.subject),
-            ("time", &self.time),
-        ];
-        for (k, v) in optional {
-            if let Some(v) = v {
-                m.insert(k.into(), Value::String(v.clone()));
-            }
+        for (k, v) in self.optional_attributes() {
+            m.insert(k.into(), Value::String(v.clone()));
         }
         for (k, v) in &self.extensions {
             m.insert(k.clone(), v.to_json());
