@@ -442,6 +442,7 @@ impl Engine {
 
     /// Disable a subscription (auto-disable). Its deliveries stay queued.
     async fn disable(&self, entry: &Entry, reason: String) {
+        let _editing = entry.runtime.edit.lock().await;
         let Some(current) = self.registry.get(&entry.project, &entry.sub.id) else {
             return;
         };

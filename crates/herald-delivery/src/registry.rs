@@ -32,6 +32,9 @@ pub struct Runtime {
     pub in_flight: AtomicU32,
     pub consecutive_failures: AtomicU32,
     pub handshake: Mutex<Handshake>,
+    /// Held across every read-modify-write of the subscription (API edits, auto-disable),
+    /// so that one never writes back an older copy over another.
+    pub edit: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A compiled subscription.
@@ -176,6 +179,7 @@ impl Registry {
                 in_flight: AtomicU32::new(0),
                 consecutive_failures: AtomicU32::new(0),
                 handshake: Mutex::new(handshake),
+                edit: Arc::new(tokio::sync::Mutex::new(())),
             }),
         };
         let entry = Arc::new(Entry {

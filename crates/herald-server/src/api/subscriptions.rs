@@ -52,6 +52,18 @@ fn find(app: &AppState, project: &str, id: &str) -> ApiResult<Arc<Entry>> {
     })
 }
 
+/// The subscription, read again once its edit lock is held (see `Runtime::edit`), so
+/// that the caller modifies the latest copy and no concurrent edit is lost.
+async fn find_for_edit(
+    app: &AppState,
+    project: &str,
+    id: &str,
+) -> ApiResult<(Arc<Entry>, tokio::sync::OwnedMutexGuard<()>)> {
+    let lock = find(app, project, id)?.runtime.edit.clone();
+    let guard = lock.lock_owned().await;
+    Ok((find(app, project, id)?, guard))
+}
+
 /// Create a subscription (new id) and register it.
 async fn save_new(
     app: &AppState,
@@ -149,7 +161,7 @@ pub async fn replace(
     Path((project, id)): SubPath,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let current = find(&app, &project, &id)?;
+    let (current, _editing) = find_for_edit(&app, &project, &id).await?;
     let mut sub = parse_replacement(&body)?;
     sub.id = id;
     sub.state = current.sub.state.clone();
@@ -172,7 +184,7 @@ pub async fn delete(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<StatusCode> {
-    find(&app, &project, &id)?;
+    let (_, _editing) = find_for_edit(&app, &project, &id).await?;
     app.store.delete_subscription(&project, &id).await?;
     app.registry.remove(&project, &id);
     Ok(StatusCode::NO_CONTENT)
@@ -208,7 +220,7 @@ pub async fn enable(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<Json<Value>> {
-    let entry = find(&app, &project, &id)?;
+    let (entry, _editing) = find_for_edit(&app, &project, &id).await?;
     let mut sub = entry.sub.clone();
     sub.state = SubscriptionState::Active;
     sub.updated_at = now_millis();
@@ -224,7 +236,7 @@ pub async fn disable(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<Json<Value>> {
-    let entry = find(&app, &project, &id)?;
+    let (entry, _editing) = find_for_edit(&app, &project, &id).await?;
     let mut sub = entry.sub.clone();
     if sub.is_active() {
         sub.state = SubscriptionState::Disabled {
