@@ -8,6 +8,7 @@ pub mod limits;
 pub mod problem;
 pub mod retry;
 pub mod signing;
+pub mod source;
 pub mod subscription;
 pub mod topic;
 

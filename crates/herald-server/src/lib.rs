@@ -53,7 +53,11 @@ pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
     );
     engine.spawn();
     let projects = store.list_projects().await?;
+    let sources = store.load_sources().await?;
     let state = Arc::new(AppState::new(config, store, registry, engine, projects));
+    for (project, source) in sources {
+        state.put_source(&project, source);
+    }
     tokio::spawn(state::maintenance(state.clone()));
     Ok(state)
 }

@@ -1,6 +1,8 @@
 //! Shared server state and the periodic maintenance task (retention).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use herald_core::source::SignedSource;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -12,6 +14,8 @@ use crate::Config;
 
 pub struct AppState {
     pub config: Config,
+    /// Signed sources by (project, ce-source).
+    pub sources: RwLock<HashMap<(String, String), SignedSource>>,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
     pub engine: Arc<Engine>,
@@ -28,6 +32,7 @@ impl AppState {
     ) -> Self {
         AppState {
             config,
+            sources: RwLock::new(HashMap::new()),
             store,
             registry,
             engine,
@@ -47,6 +52,37 @@ impl AppState {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_string());
+    }
+
+    pub fn source(&self, project: &str, source: &str) -> Option<SignedSource> {
+        let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
+        sources
+            .get(&(project.to_string(), source.to_string()))
+            .cloned()
+    }
+
+    pub fn put_source(&self, project: &str, source: SignedSource) {
+        let mut sources = self.sources.write().unwrap_or_else(|p| p.into_inner());
+        sources.insert((project.to_string(), source.source.clone()), source);
+    }
+
+    pub fn remove_source(&self, project: &str, source: &str) -> bool {
+        let mut sources = self.sources.write().unwrap_or_else(|p| p.into_inner());
+        sources
+            .remove(&(project.to_string(), source.to_string()))
+            .is_some()
+    }
+
+    /// A project's sources, ordered by name.
+    pub fn list_sources(&self, project: &str) -> Vec<SignedSource> {
+        let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = sources
+            .iter()
+            .filter(|((p, _), _)| p == project)
+            .map(|(_, s)| s.clone())
+            .collect();
+        v.sort_by(|a, b| a.source.cmp(&b.source));
+        v
     }
 
     pub fn list_projects(&self) -> Vec<String> {

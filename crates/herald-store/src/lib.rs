@@ -41,6 +41,15 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_subscription(&self, project: &str, id: &str) -> Result<bool>;
     async fn load_subscriptions(&self) -> Result<Vec<StoredSubscription>>;
 
+    /// Register or replace a signed source of a project.
+    async fn put_source(
+        &self,
+        project: &str,
+        source: &herald_core::source::SignedSource,
+    ) -> Result<()>;
+    async fn delete_source(&self, project: &str, source: &str) -> Result<bool>;
+    async fn load_sources(&self) -> Result<Vec<(String, herald_core::source::SignedSource)>>;
+
     /// Lease up to `limit` due deliveries of active subscriptions, oldest due first,
     /// skipping the subscriptions named in `skip` (`project/id`, those at their in-flight cap).
     async fn claim_due(

@@ -46,6 +46,7 @@ conformance! {
     claim_for_skips_disabled_subscriptions,
     pending_subscriptions_lists_earliest_due,
     update_never_recreates_a_deleted_subscription,
+    sources_round_trip,
     complete_delivered_removes,
     complete_retry_at,
     complete_dead_lists_dead_letter,

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::binding::decode_request;
-use herald_core::{now_millis, Problem, Topic};
+use herald_core::{now_millis, Event, Problem, Topic};
 use herald_store::{AppendBatch, AppendOutcome, NewEvent};
 use serde_json::json;
 
@@ -89,6 +89,7 @@ async fn ingest(
         .map(|(k, v)| (k.as_str(), v.as_bytes()))
         .collect();
     let (_, events) = decode_request(&pairs, &body, &app.config.limits)?;
+    check_signatures(&app, &project, &headers, &body, &events)?;
 
     let received_at = now_millis();
     let topic_path = topic.as_path();
@@ -151,6 +152,111 @@ async fn ingest(
     let body =
         json!({"accepted": outcomes.len() - duplicates, "duplicates": duplicates, "events": items});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Events from a registered source must carry a valid signature of the raw body;
+/// otherwise nothing of the request is stored.
+fn check_signatures(
+    app: &AppState,
+    project: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    events: &[Event],
+) -> ApiResult<()> {
+    let mut checked: Vec<&str> = Vec::new();
+    for e in events {
+        if checked.contains(&e.source.as_str()) {
+            continue;
+        }
+        checked.push(&e.source);
+        let Some(source) = app.source(project, &e.source) else {
+            continue;
+        };
+        let header = &source.signature.header;
+        let valid = headers
+            .get(header.as_str())
+            .is_some_and(|v| source.verify(body, v.as_bytes()));
+        if !valid {
+            return Err(ApiError(Problem::new(
+                401,
+                "invalid-signature",
+                "Unauthorized",
+                format!(
+                    "source '{}' is registered: sign the exact request body with HMAC-SHA256 under one of its secrets and send it ({:?}) in the '{header}' header",
+                    e.source, source.signature.encoding
+                ),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /e/{source}`: a binary-mode event from a registered source into the default
+/// project (the shape of Emporix's signals endpoint). `ce-source` defaults to the path.
+pub async fn signal(
+    State(app): State<Arc<AppState>>,
+    Path(source): Path<String>,
+    mut headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    counted(signal_inner(app, source, &mut headers, body).await)
+}
+
+async fn signal_inner(
+    app: Arc<AppState>,
+    source: String,
+    headers: &mut HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    const PROJECT: &str = "default";
+    if app.source(PROJECT, &source).is_none() {
+        return Err(ApiError(Problem::not_found(
+            "source",
+            format!("source '{source}' is not registered in project '{PROJECT}'"),
+        )));
+    }
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct
+        .to_ascii_lowercase()
+        .starts_with("application/cloudevents")
+    {
+        return Err(ApiError(Problem::unsupported_media(
+            "this endpoint takes binary mode: ce- headers and the data as the body",
+        )));
+    }
+    match headers
+        .get("ce-source")
+        .map(|v| herald_core::binding::decode_header_value(v.as_bytes()))
+    {
+        None => {
+            let value = HeaderValue::from_str(&herald_core::binding::encode_header_value(&source))
+                .map_err(|_| {
+                    ApiError(Problem::bad_request(
+                        "invalid-source",
+                        "the source cannot be a header value",
+                    ))
+                })?;
+            headers.insert("ce-source", value);
+        }
+        Some(Ok(given)) if given == source => {}
+        Some(_) => {
+            return Err(ApiError(Problem::bad_request(
+                "invalid-event",
+                format!("ce-source must be '{source}' (the path's source) or absent"),
+            )))
+        }
+    }
+    ingest(
+        app,
+        PROJECT.to_string(),
+        Topic::root(),
+        headers.clone(),
+        body,
+    )
+    .await
 }
 
 /// The CloudEvents webhook validation handshake (abuse protection), receiving side.

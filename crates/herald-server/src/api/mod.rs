@@ -2,6 +2,7 @@
 
 mod ingest;
 mod projects;
+mod sources;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -18,6 +19,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/metrics", get(crate::metrics::handler))
+        .route("/e/{source}", post(ingest::signal))
+        .route(
+            "/v1/api/{project}/sources",
+            get(sources::list).post(sources::create),
+        )
+        .route(
+            "/v1/api/{project}/sources/{source}",
+            get(sources::get)
+                .put(sources::replace)
+                .delete(sources::delete),
+        )
         .route("/v1/api", get(projects::list))
         .route("/v1/api/{project}", get(projects::get).put(projects::put))
         .route(

@@ -231,6 +231,51 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn put_source(
+        &self,
+        project: &str,
+        source: &herald_core::source::SignedSource,
+    ) -> Result<()> {
+        let body = serde_json::to_string(source).map_err(backend)?;
+        let (project, name) = (project.to_string(), source.source.clone());
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO sources(project, source, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(project, source) DO UPDATE SET body = excluded.body",
+                    params![project, name, body],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_source(&self, project: &str, source: &str) -> Result<bool> {
+        let (project, source) = (project.to_string(), source.to_string());
+        self.writer
+            .write(move |c| {
+                Ok(c.execute(
+                    "DELETE FROM sources WHERE project = ?1 AND source = ?2",
+                    params![project, source],
+                )? == 1)
+            })
+            .await
+    }
+
+    async fn load_sources(&self) -> Result<Vec<(String, herald_core::source::SignedSource)>> {
+        let rows: Vec<(String, String)> = self
+            .read(|c| {
+                let mut st =
+                    c.prepare_cached("SELECT project, body FROM sources ORDER BY project, source")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(project, body)| Ok((project, serde_json::from_str(&body).map_err(backend)?)))
+            .collect()
+    }
+
     async fn claim_due(
         &self,
         now: i64,

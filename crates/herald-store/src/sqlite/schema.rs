@@ -27,6 +27,12 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     body TEXT NOT NULL,
     PRIMARY KEY (project, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sources (
+    project TEXT NOT NULL,
+    source TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (project, source)
+) WITHOUT ROWID;
 -- state: 0 pending, 1 dead. Leasing goes through deliveries_by_subscription; every
 -- index here costs on each ingest and each delivery, so there is no other.
 -- Leases are held in memory by the one process that owns the file (see leases.rs).

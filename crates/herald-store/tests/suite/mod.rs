@@ -1595,3 +1595,21 @@ pub async fn update_never_recreates_a_deleted_subscription(store: DynStore) {
     assert!(!store.update_subscription("default", &s).await.unwrap());
     assert!(store.load_subscriptions().await.unwrap().is_empty());
 }
+
+/// Signed sources round-trip (secrets included: the API, not the store, hides them).
+pub async fn sources_round_trip(store: DynStore) {
+    let src: herald_core::source::SignedSource = serde_json::from_value(json!({
+        "source": "src_1", "secrets": ["secret-one", "secret-two"],
+        "signature": {"header": "x-sig", "encoding": "hex"}
+    }))
+    .unwrap();
+    store.put_source("default", &src).await.unwrap();
+    store.put_source("default", &src).await.unwrap();
+    assert_eq!(
+        store.load_sources().await.unwrap(),
+        vec![("default".to_string(), src.clone())]
+    );
+    assert!(store.delete_source("default", "src_1").await.unwrap());
+    assert!(!store.delete_source("default", "src_1").await.unwrap());
+    assert!(store.load_sources().await.unwrap().is_empty());
+}
