@@ -95,7 +95,9 @@ pub enum ContentMode {
     Binary,
 }
 
-/// `sinkcredential` of the Subscriptions API: PLAIN (HTTP basic) or ACCESSTOKEN (bearer).
+/// `sinkcredential` of the Subscriptions API: PLAIN (HTTP basic) or ACCESSTOKEN (bearer),
+/// and two of Herald's: APIKEY (a key in a named header) and OAUTH2 (client credentials:
+/// a token fetched from `accesstokenurl`, cached until it expires, renewed on a 401).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "credentialtype", rename_all = "UPPERCASE", deny_unknown_fields)]
 pub enum SinkCredential {
@@ -110,6 +112,22 @@ pub enum SinkCredential {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         accesstokenexpiresutc: Option<String>,
     },
+    Apikey {
+        apikey: String,
+        #[serde(default = "default_api_key_header")]
+        headername: String,
+    },
+    Oauth2 {
+        accesstokenurl: String,
+        clientid: String,
+        clientsecret: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+    },
+}
+
+fn default_api_key_header() -> String {
+    "x-api-key".to_string()
 }
 
 impl SinkCredential {
@@ -120,6 +138,8 @@ impl SinkCredential {
             SinkCredential::Accesstoken { .. } => {
                 serde_json::json!({"credentialtype": "ACCESSTOKEN"})
             }
+            SinkCredential::Apikey { .. } => serde_json::json!({"credentialtype": "APIKEY"}),
+            SinkCredential::Oauth2 { .. } => serde_json::json!({"credentialtype": "OAUTH2"}),
         }
     }
 }
@@ -275,6 +295,24 @@ impl Subscription {
             ));
         }
         validate_http_url(&self.sink).map_err(|why| bad("sink", why))?;
+        match &self.sinkcredential {
+            Some(SinkCredential::Oauth2 { accesstokenurl, .. }) => {
+                validate_http_url(accesstokenurl)
+                    .map_err(|why| bad("sinkcredential.accesstokenurl", why))?
+            }
+            Some(SinkCredential::Apikey { headername, .. })
+                if headername.is_empty()
+                    || !headername
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                return Err(bad(
+                    "sinkcredential.headername",
+                    format!("'{headername}' is not an HTTP header name"),
+                ));
+            }
+            _ => {}
+        }
         if let Some(dl) = &self.delivery.dead_letter_sink {
             validate_http_url(dl).map_err(|why| bad("delivery.dead_letter_sink", why))?;
         }

@@ -341,7 +341,7 @@ impl Engine {
             msg_id: format!("msg_{}", d.seq),
             timestamp: now / 1000,
         };
-        let report = WebhookSink::new(self.client.clone(), cfg)
+        let report = WebhookSink::new(self.client.clone(), cfg, Some(entry.runtime.oauth.clone()))
             .deliver(&out)
             .await;
         let dead = Next::Dead {

@@ -35,6 +35,8 @@ pub struct Runtime {
     /// Held across every read-modify-write of the subscription (API edits, auto-disable),
     /// so that one never writes back an older copy over another.
     pub edit: Arc<tokio::sync::Mutex<()>>,
+    /// The OAuth2 token of the sink's credential, when it has one.
+    pub oauth: Arc<crate::sinks::webhook::TokenCache>,
 }
 
 /// A compiled subscription.
@@ -180,6 +182,7 @@ impl Registry {
                 consecutive_failures: AtomicU32::new(0),
                 handshake: Mutex::new(handshake),
                 edit: Arc::new(tokio::sync::Mutex::new(())),
+                oauth: Arc::default(),
             }),
         };
         let entry = Arc::new(Entry {

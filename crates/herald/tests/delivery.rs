@@ -468,3 +468,109 @@ async fn routes_by_topic_type_and_filter() {
     f.sort();
     assert_eq!(f, ["1", "2"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_key_header_and_url_templates() {
+    let h = Herald::start();
+    let r = Receiver::start().await;
+    subscribe(
+        &h,
+        "default",
+        json!({"sink": format!("{}/hooks/{{{{type}}}}", r.url),
+        "sinkcredential": {"credentialtype": "APIKEY", "apikey": "key-123"}}),
+    )
+    .await;
+    subscribe(&h, "default", json!({"sink": format!("{}/t/{{{{trigger}}}}", r.url),
+        "sinkcredential": {"credentialtype": "APIKEY", "apikey": "key-456", "headername": "X-Token"}})).await;
+    send_binary(&h, "default", "k-1", "order.created", json!({})).await;
+    assert!(wait_until(WAIT, || r.posts().len() == 2).await);
+    let posts = r.posts();
+    let hook = posts
+        .iter()
+        .find(|p| p.path.starts_with("/hooks/"))
+        .unwrap();
+    assert_eq!(hook.path, "/hooks/order.created");
+    assert_eq!(hook.header("x-api-key"), Some("key-123"));
+    let t = posts.iter().find(|p| p.path.starts_with("/t/")).unwrap();
+    assert_eq!(t.path, "/t/order.created");
+    assert_eq!(t.header("x-token"), Some("key-456"));
+    let got = get_json(&h.api("default/subscriptions")).await;
+    assert!(
+        !got.to_string().contains("key-123"),
+        "api keys are write-only: {got}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oauth2_client_credentials_are_fetched_cached_and_renewed_on_401() {
+    let h = Herald::start();
+    let r = Receiver::start().await;
+    // The receiver is also the token endpoint: tokens tok-1, tok-2, ... in order.
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (i2, rv) = (issued.clone(), revoked.clone());
+    r.script(move |req, _| {
+        use std::sync::atomic::Ordering::SeqCst;
+        if req.path == "/token" {
+            let body = String::from_utf8_lossy(&req.body).to_string();
+            assert!(
+                body.contains("grant_type=client_credentials")
+                    && body.contains("client_id=herald")
+                    && body.contains("scope=events.write"),
+                "{body}"
+            );
+            let n = i2.fetch_add(1, SeqCst) + 1;
+            return Reply::status(200).body(&format!(
+                "{{\"access_token\":\"tok-{n}\",\"expires_in\":3600}}"
+            ));
+        }
+        let auth = req.header("authorization").unwrap_or("").to_string();
+        if auth == "Bearer tok-1" && rv.load(SeqCst) {
+            return Reply::status(401);
+        }
+        if auth.starts_with("Bearer tok-") {
+            Reply::status(200)
+        } else {
+            Reply::status(401)
+        }
+    });
+    subscribe(
+        &h,
+        "default",
+        json!({"sink": format!("{}/hook", r.url), "sinkcredential": {
+        "credentialtype": "OAUTH2", "accesstokenurl": format!("{}/token", r.url),
+        "clientid": "herald", "clientsecret": "s3cret", "scope": "events.write"}}),
+    )
+    .await;
+    let hook_posts = || {
+        r.posts()
+            .into_iter()
+            .filter(|p| p.path == "/hook")
+            .collect::<Vec<_>>()
+    };
+    send_binary(&h, "default", "o-1", "t", json!({})).await;
+    send_binary(&h, "default", "o-2", "t", json!({})).await;
+    assert!(wait_until(WAIT, || hook_posts().len() == 2).await);
+    assert_eq!(
+        issued.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one token, cached for both"
+    );
+    assert!(hook_posts()
+        .iter()
+        .all(|p| p.header("authorization") == Some("Bearer tok-1")));
+    // The receiver stops accepting tok-1: Herald fetches tok-2 and the same attempt succeeds.
+    revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+    send_binary(&h, "default", "o-3", "t", json!({})).await;
+    assert!(wait_until(WAIT, || hook_posts().len() == 4).await);
+    let last = hook_posts().pop().unwrap();
+    assert_eq!(last.header("authorization"), Some("Bearer tok-2"));
+    assert_eq!(last.event_id().as_deref(), Some("o-3"));
+    assert_eq!(issued.load(std::sync::atomic::Ordering::SeqCst), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        hook_posts().len(),
+        4,
+        "delivered on the renewed token, no further retry"
+    );
+}

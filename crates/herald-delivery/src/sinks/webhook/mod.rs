@@ -3,9 +3,11 @@
 //! handshake.
 
 mod config;
+mod oauth;
 mod request;
 mod service;
 
 pub use config::WebhookConfig;
-pub use request::build_request;
+pub use oauth::TokenCache;
+pub use request::{build_request, expand_url};
 pub use service::{handshake, WebhookSink};

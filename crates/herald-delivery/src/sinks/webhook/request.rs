@@ -10,7 +10,12 @@ use crate::sinks::Outbound;
 
 /// Headers and body of the request for `out` under `cfg` (the URL and method are the
 /// config's). Herald's own headers come last so custom headers cannot override them.
-pub fn build_request(cfg: &WebhookConfig, out: &Outbound) -> HttpMessage {
+/// `oauth_token` is the OAuth2 access token when the credential is OAUTH2.
+pub fn build_request(
+    cfg: &WebhookConfig,
+    out: &Outbound,
+    oauth_token: Option<&str>,
+) -> HttpMessage {
     let mut msg = match cfg.mode {
         ContentMode::Structured => encode_structured(&out.event, false),
         ContentMode::Binary => encode_binary(&out.event),
@@ -34,6 +39,14 @@ pub fn build_request(cfg: &WebhookConfig, out: &Outbound) -> HttpMessage {
             let kind = accesstokentype.as_deref().unwrap_or("Bearer");
             headers.push(("authorization".into(), format!("{kind} {accesstoken}")));
         }
+        Some(SinkCredential::Apikey { apikey, headername }) => {
+            headers.push((headername.to_ascii_lowercase(), apikey.clone()));
+        }
+        Some(SinkCredential::Oauth2 { .. }) => {
+            if let Some(token) = oauth_token {
+                headers.push(("authorization".into(), format!("Bearer {token}")));
+            }
+        }
         None => {}
     }
     headers.append(&mut msg.headers);
@@ -47,6 +60,27 @@ pub fn build_request(cfg: &WebhookConfig, out: &Outbound) -> HttpMessage {
     }
     msg.headers = headers;
     msg
+}
+
+/// The sink URL with `{{type}}` (and its alias `{{trigger}}`) replaced by the event type,
+/// percent-encoded as a path segment.
+pub fn expand_url(template: &str, event_type: &str) -> String {
+    if !template.contains("{{") {
+        return template.to_string();
+    }
+    let encoded: String = event_type
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    template
+        .replace("{{type}}", &encoded)
+        .replace("{{trigger}}", &encoded)
 }
 
 #[cfg(test)]
@@ -93,7 +127,7 @@ mod tests {
 
     #[test]
     fn binary_mode_is_signed_with_custom_headers() {
-        let m = build_request(&cfg(ContentMode::Binary), &out());
+        let m = build_request(&cfg(ContentMode::Binary), &out(), None);
         assert_eq!(header(&m, "ce-type"), Some("t"));
         assert_eq!(header(&m, "x-team"), Some("blue"));
         assert_eq!(header(&m, "authorization"), Some("Bearer tok"));
@@ -109,8 +143,42 @@ mod tests {
     }
 
     #[test]
+    fn url_templates_take_the_event_type() {
+        assert_eq!(
+            expand_url("http://x/hooks/{{type}}", "order.created"),
+            "http://x/hooks/order.created"
+        );
+        assert_eq!(
+            expand_url("http://x/{{trigger}}?t={{type}}", "a b/c"),
+            "http://x/a%20b%2Fc?t=a%20b%2Fc"
+        );
+        assert_eq!(expand_url("http://x/plain", "t"), "http://x/plain");
+    }
+
+    #[test]
+    fn api_key_goes_in_its_header() {
+        let mut c = cfg(ContentMode::Binary);
+        c.credential = Some(SinkCredential::Apikey {
+            apikey: "k-1".into(),
+            headername: "X-Api-Key".into(),
+        });
+        let m = build_request(&c, &out(), None);
+        assert_eq!(header(&m, "x-api-key"), Some("k-1"));
+        c.credential = Some(SinkCredential::Oauth2 {
+            accesstokenurl: "http://t".into(),
+            clientid: "c".into(),
+            clientsecret: "s".into(),
+            scope: None,
+        });
+        assert_eq!(
+            header(&build_request(&c, &out(), Some("tok")), "authorization"),
+            Some("Bearer tok")
+        );
+    }
+
+    #[test]
     fn structured_mode_carries_the_whole_event() {
-        let m = build_request(&cfg(ContentMode::Structured), &out());
+        let m = build_request(&cfg(ContentMode::Structured), &out(), None);
         assert!(header(&m, "ce-type").is_none());
         let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
         assert_eq!(v["type"], "t");

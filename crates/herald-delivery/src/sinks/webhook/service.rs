@@ -9,46 +9,101 @@ use futures::future::BoxFuture;
 use herald_core::retry::{classify, parse_retry_after, Outcome};
 use reqwest::{Client, Method};
 
-use super::{build_request, WebhookConfig};
+use herald_core::subscription::SinkCredential;
+
+use super::{build_request, expand_url, TokenCache, WebhookConfig};
 use crate::sinks::{AttemptReport, Outbound, Sink, MAX_RESPONSE_BODY};
 
 pub struct WebhookSink {
     client: Client,
     cfg: Arc<WebhookConfig>,
+    /// The subscription's OAuth2 token cache (used when the credential is OAUTH2).
+    tokens: Option<Arc<TokenCache>>,
 }
 
 impl WebhookSink {
-    pub fn new(client: Client, cfg: Arc<WebhookConfig>) -> WebhookSink {
-        WebhookSink { client, cfg }
+    pub fn new(
+        client: Client,
+        cfg: Arc<WebhookConfig>,
+        tokens: Option<Arc<TokenCache>>,
+    ) -> WebhookSink {
+        WebhookSink {
+            client,
+            cfg,
+            tokens,
+        }
     }
 
-    async fn attempt(&self, out: &Outbound) -> AttemptReport {
-        let msg = build_request(&self.cfg, out);
+    /// One HTTP request for `out`; a failure to get an answer at all is the report.
+    async fn send(
+        &self,
+        out: &Outbound,
+        started: Instant,
+    ) -> Result<reqwest::Response, AttemptReport> {
+        let failed = |error: String| AttemptReport {
+            status: None,
+            outcome: Outcome::Retryable { retry_after: None },
+            latency_ms: started.elapsed().as_millis() as i64,
+            error: Some(error),
+            response_body: None,
+        };
+        let token = match (&self.cfg.credential, &self.tokens) {
+            (
+                Some(SinkCredential::Oauth2 {
+                    accesstokenurl,
+                    clientid,
+                    clientsecret,
+                    scope,
+                }),
+                Some(cache),
+            ) => Some(
+                cache
+                    .token(
+                        &self.client,
+                        accesstokenurl,
+                        clientid,
+                        clientsecret,
+                        scope.as_deref(),
+                    )
+                    .await
+                    .map_err(failed)?,
+            ),
+            _ => None,
+        };
+        let msg = build_request(&self.cfg, out, token.as_deref());
         let method = Method::from_bytes(self.cfg.method.as_bytes()).unwrap_or(Method::POST);
-        let mut req = self
-            .client
-            .request(method, &self.cfg.url)
-            .timeout(self.cfg.timeout);
+        let url = expand_url(&self.cfg.url, &out.event.ty);
+        let mut req = self.client.request(method, url).timeout(self.cfg.timeout);
         for (k, v) in &msg.headers {
             req = req.header(k, v);
         }
         if let Some(ct) = &msg.content_type {
             req = req.header("content-type", ct);
         }
+        req.body(msg.body)
+            .send()
+            .await
+            .map_err(|e| failed(describe(&e)))
+    }
+
+    async fn attempt(&self, out: &Outbound) -> AttemptReport {
         let started = Instant::now();
-        let result = req.body(msg.body).send().await;
-        let mut resp = match result {
+        let mut resp = match self.send(out, started).await {
             Ok(r) => r,
-            Err(e) => {
-                return AttemptReport {
-                    status: None,
-                    outcome: Outcome::Retryable { retry_after: None },
-                    latency_ms: started.elapsed().as_millis() as i64,
-                    error: Some(describe(&e)),
-                    response_body: None,
-                }
-            }
+            Err(report) => return report,
         };
+        // An OAuth2 token the receiver no longer accepts: fetch a new one and try again.
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            if let (Some(SinkCredential::Oauth2 { .. }), Some(cache)) =
+                (&self.cfg.credential, &self.tokens)
+            {
+                cache.invalidate().await;
+                resp = match self.send(out, started).await {
+                    Ok(r) => r,
+                    Err(report) => return report,
+                };
+            }
+        }
         let status = resp.status().as_u16();
         let header = |name: &str| {
             resp.headers()
