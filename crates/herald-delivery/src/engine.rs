@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use herald_core::retry::{self, Outcome};
 use herald_core::subscription::SubscriptionState;
-use herald_core::{now_millis, Event};
+use herald_core::{now_millis, Data, Event, Topic};
 use herald_store::{
-    Attempt, ClaimRequest, ClaimedDelivery, DeliveryUpdate, Next, Store, StoredSubscription, Target,
+    AppendBatch, Attempt, ClaimRequest, ClaimedDelivery, DeliveryUpdate, NewEvent, Next, Store,
+    StoredSubscription, Target,
 };
 use rand::Rng;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
@@ -471,8 +472,47 @@ impl Engine {
             }
         }
         tracing::warn!(project = %entry.project, subscription = %sub.id, %reason, "subscription disabled");
+        let since = match &sub.state {
+            SubscriptionState::Disabled { since, .. } => *since,
+            SubscriptionState::Active => now_millis(),
+        };
+        let announcement = disabled_event(&sub, &reason, since);
         self.registry
             .upsert(&entry.project, sub, current.filter.clone());
+        self.publish(
+            &entry.project,
+            &Topic::parse(SYSTEM_TOPIC).expect("valid topic"),
+            announcement,
+        )
+        .await;
+    }
+
+    /// Append an event Herald itself raises, routed like any other.
+    async fn publish(&self, project: &str, topic: &Topic, event: Event) {
+        let deliveries = self.registry.route(project, topic, &event);
+        let batch = AppendBatch {
+            project: project.to_string(),
+            dedup_window_ms: 0,
+            events: vec![NewEvent {
+                id: event.id.clone(),
+                source: event.source.clone(),
+                ty: event.ty.clone(),
+                topic: topic.as_path(),
+                received_at: now_millis(),
+                body: event.to_json_bytes(),
+                deliveries: deliveries.clone(),
+            }],
+        };
+        match self.store.append(batch).await {
+            Ok(_) => {
+                for id in &deliveries {
+                    self.notify(project, id, now_millis());
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, event_type = %event.ty, "could not publish a system event")
+            }
+        }
     }
 
     async fn completer(self: Arc<Self>, mut rx: mpsc::Receiver<DeliveryUpdate>) {
@@ -508,6 +548,31 @@ impl Engine {
             self.wake();
         }
     }
+}
+
+/// The topic of the events Herald raises about its own subscriptions.
+pub const SYSTEM_TOPIC: &str = "system/emitters";
+
+/// `EmitterDisabled`: a subscription was disabled after repeated failures, so that a
+/// subscription on the system topic can tell its owner.
+fn disabled_event(
+    sub: &herald_core::subscription::Subscription,
+    reason: &str,
+    since: i64,
+) -> Event {
+    let mut e = Event::new(
+        format!("{}-disabled-{since}", sub.id),
+        "herald",
+        "EmitterDisabled",
+    );
+    e.subject = Some(sub.id.clone());
+    e.time = chrono::DateTime::from_timestamp_millis(since)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    e.datacontenttype = Some("application/json".into());
+    e.data = Some(Data::Json(serde_json::json!({
+        "id": sub.id, "owner": sub.owner, "sink": sub.sink, "reason": reason, "since": since,
+    })));
+    e
 }
 
 /// Gives the subscription's in-flight slot back however the attempt ends (even by panic).

@@ -250,7 +250,22 @@ async fn auto_disable_then_enable_loses_nothing() {
     r.script(|_, _| Reply::status(500));
     let mut delivery = fast_retry(&["0s", "1h"]);
     delivery["disable_after_failures"] = json!(3);
-    let sub = subscribe(&h, "default", json!({"sink": r.url, "delivery": delivery})).await;
+    let sub = subscribe(
+        &h,
+        "default",
+        json!({"sink": r.url, "delivery": delivery, "owner": "team-shop",
+        "types": ["t"]}),
+    )
+    .await;
+    // Someone watching the system topic to tell owners.
+    let watcher = Receiver::start().await;
+    subscribe(
+        &h,
+        "default",
+        json!({"sink": watcher.url, "topics": [["system", "emitters"]],
+        "types": ["EmitterDisabled"]}),
+    )
+    .await;
     let id = sub["id"].as_str().unwrap().to_string();
     for i in 0..3 {
         send_binary(&h, "default", &format!("d-{i}"), "t", json!({})).await;
@@ -269,6 +284,18 @@ async fn auto_disable_then_enable_loses_nothing() {
         .as_str()
         .unwrap()
         .contains("3 consecutive failed attempts"));
+    assert!(
+        wait_until(WAIT, || watcher.posts().len() == 1).await,
+        "EmitterDisabled announced"
+    );
+    let note = watcher.posts()[0].json();
+    assert_eq!(note["type"], "EmitterDisabled");
+    assert_eq!(note["subject"], id);
+    assert_eq!(note["data"]["owner"], "team-shop");
+    assert!(note["data"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("consecutive failed attempts"));
     // Events arriving while disabled are kept, not attempted.
     for i in 3..6 {
         send_binary(&h, "default", &format!("d-{i}"), "t", json!({})).await;
@@ -339,7 +366,16 @@ async fn request_timeout_counts_as_failure() {
     send_binary(&h, "default", "to-1", "t", json!({})).await;
     assert!(wait_until(WAIT, || r.posts().len() == 2).await);
     let id = sub["id"].as_str().unwrap();
-    let attempts = get_json(&h.api(&format!("default/subscriptions/{id}/attempts"))).await;
+    // The receiver saw both; the second outcome may still be on its way to the store.
+    let url = h.api(&format!("default/subscriptions/{id}/attempts"));
+    let mut attempts = get_json(&url).await;
+    for _ in 0..100 {
+        if attempts["attempts"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        attempts = get_json(&url).await;
+    }
     let last = &attempts["attempts"].as_array().unwrap()[1];
     assert!(
         last["error"].as_str().unwrap().contains("timed out"),
