@@ -135,6 +135,21 @@ async fn get_json(url: &str) -> Result<Value> {
     Ok(reqwest::Client::new().get(url).send().await?.json().await?)
 }
 
+/// Start a baseline server (this binary with `args`), load it, stop it: requests/s.
+async fn measure_baseline(
+    me: &PathBuf,
+    args: &[&str],
+    conns: usize,
+    d: Duration,
+    load: MakeRequest,
+) -> Result<f64> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let server = spawn(me, &args, "ready")?;
+    let r = closed_loop(conns, d, load).await;
+    drop(server);
+    Ok(r.per_sec())
+}
+
 /// Closed-loop binary ingest against `url` (for profiling a running server).
 pub async fn ingest_only(url: String, seconds: u64, connections: usize) -> Result<()> {
     let r = closed_loop(
@@ -210,42 +225,22 @@ pub async fn run(args: Args) -> Result<()> {
     let (mut bare, mut append, mut durable) = (Vec::new(), Vec::new(), Vec::new());
     let mut herald_errors = 0;
     for run in 0..args.runs {
+        let load = |port: u16| binary_event(format!("http://127.0.0.1:{port}/"), counter.clone());
         let port = free_port();
-        let p = spawn(
-            &me,
-            &["bare202".into(), "--port".into(), port.to_string()],
-            "ready",
-        )?;
-        let r = closed_loop(
-            conns,
-            d,
-            binary_event(format!("http://127.0.0.1:{port}/"), counter.clone()),
-        )
-        .await;
-        bare.push(r.per_sec());
-        drop(p);
-
+        bare.push(
+            measure_baseline(
+                &me,
+                &["bare202", "--port", &port.to_string()],
+                conns,
+                d,
+                load(port),
+            )
+            .await?,
+        );
         let port = free_port();
-        let file = tmp.join(format!("append-{run}.log"));
-        let p = spawn(
-            &me,
-            &[
-                "bare-append".into(),
-                "--port".into(),
-                port.to_string(),
-                "--file".into(),
-                file.display().to_string(),
-            ],
-            "ready",
-        )?;
-        let r = closed_loop(
-            conns,
-            d,
-            binary_event(format!("http://127.0.0.1:{port}/"), counter.clone()),
-        )
-        .await;
-        append.push(r.per_sec());
-        drop(p);
+        let file = tmp.join(format!("append-{run}.log")).display().to_string();
+        let args = ["bare-append", "--port", &port.to_string(), "--file", &file];
+        append.push(measure_baseline(&me, &args, conns, d, load(port)).await?);
 
         let r = closed_loop(
             conns,

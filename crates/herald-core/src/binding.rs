@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::event::{
-    data_from_body, is_json_media_type, unsupported_specversion, validate_extension_name,
-};
+use crate::event::{data_from_body, unsupported_specversion, validate_extension_name};
 use crate::{Data, Event, ExtValue, Limits, Problem};
 
 /// How an HTTP message carries its event(s).
@@ -297,11 +295,6 @@ pub fn encode_structured(event: &Event, pretty: bool) -> HttpMessage {
         content_type: Some(format!("{STRUCTURED_CONTENT_TYPE}; charset=utf-8")),
         body,
     }
-}
-
-/// True when `ct` names JSON data (re-exported for the server).
-pub fn is_json(ct: &str) -> bool {
-    is_json_media_type(ct)
 }
 
 #[cfg(test)]

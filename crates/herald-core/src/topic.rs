@@ -70,6 +70,20 @@ pub fn validate_segment(s: &str) -> Result<(), Problem> {
     }
 }
 
+/// Percent-encode `s` for one URL path segment: everything but letters, digits and
+/// `-_.~` (the characters a topic segment may hold) becomes `%XX`.
+pub fn encode_path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,9 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use herald_core::binding::{
-    decode_request, encode_header_value, is_json, Mode, STRUCTURED_CONTENT_TYPE,
-};
+use herald_core::binding::{decode_request, encode_header_value, Mode, STRUCTURED_CONTENT_TYPE};
+use herald_core::event::is_json_media_type;
 use herald_core::{Data, Event, ExtValue, Limits};
 use serde::Deserialize;
 use serde_json::Value;
@@ -186,7 +185,10 @@ fn binary_request(f: &Fixture) -> Request {
 /// absent) and the text parses as JSON, else a string.
 fn structured_data(f: &Fixture) -> Option<Value> {
     let data = f.data.as_ref()?;
-    let json_ct = f.attrs.get("datacontenttype").is_none_or(|ct| is_json(ct));
+    let json_ct = f
+        .attrs
+        .get("datacontenttype")
+        .is_none_or(|ct| is_json_media_type(ct));
     match serde_json::from_str::<Value>(data) {
         Ok(v) if json_ct => Some(v),
         _ => Some(Value::String(data.clone())),
@@ -243,7 +245,7 @@ fn expected_data(f: &Fixture, mode: Mode) -> ExpectedData {
                 .attrs
                 .get("datacontenttype")
                 .map_or("application/json", String::as_str);
-            if is_json(ct) {
+            if is_json_media_type(ct) {
                 ExpectedData::Json(serde_json::from_str(data).unwrap_or_else(|e| {
                     panic!("{}: data declared as JSON does not parse: {e}", f.origin)
                 }))
@@ -257,7 +259,7 @@ fn expected_data(f: &Fixture, mode: Mode) -> ExpectedData {
             Some(Value::String(s))
                 if f.attrs
                     .get("datacontenttype")
-                    .is_some_and(|ct| !is_json(ct)) =>
+                    .is_some_and(|ct| !is_json_media_type(ct)) =>
             {
                 ExpectedData::Text(s)
             }

@@ -51,10 +51,6 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.project, self.sub.id)
-    }
-
     /// Full match: topic prefix, type, source, then the filter expression.
     pub fn matches(&self, topic: &Topic, view: &EventView<'_>) -> bool {
         self.sub.wants(topic, view.event)

@@ -14,8 +14,9 @@ use crate::Config;
 
 pub struct AppState {
     pub config: Config,
-    /// Signed sources by (project, ce-source).
-    pub sources: RwLock<HashMap<(String, String), SignedSource>>,
+    /// Signed sources by project, then `ce-source` (looked up per ingest request, so a
+    /// lookup allocates nothing).
+    sources: RwLock<HashMap<String, HashMap<String, Arc<SignedSource>>>>,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
     pub engine: Arc<Engine>,
@@ -54,33 +55,32 @@ impl AppState {
             .insert(name.to_string());
     }
 
-    pub fn source(&self, project: &str, source: &str) -> Option<SignedSource> {
+    pub fn source(&self, project: &str, source: &str) -> Option<Arc<SignedSource>> {
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
-        sources
-            .get(&(project.to_string(), source.to_string()))
-            .cloned()
+        sources.get(project)?.get(source).cloned()
     }
 
     pub fn put_source(&self, project: &str, source: SignedSource) {
         let mut sources = self.sources.write().unwrap_or_else(|p| p.into_inner());
-        sources.insert((project.to_string(), source.source.clone()), source);
+        let project = sources.entry(project.to_string()).or_default();
+        project.insert(source.source.clone(), Arc::new(source));
     }
 
     pub fn remove_source(&self, project: &str, source: &str) -> bool {
         let mut sources = self.sources.write().unwrap_or_else(|p| p.into_inner());
         sources
-            .remove(&(project.to_string(), source.to_string()))
+            .get_mut(project)
+            .and_then(|p| p.remove(source))
             .is_some()
     }
 
     /// A project's sources, ordered by name.
-    pub fn list_sources(&self, project: &str) -> Vec<SignedSource> {
+    pub fn list_sources(&self, project: &str) -> Vec<Arc<SignedSource>> {
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<_> = sources
-            .iter()
-            .filter(|((p, _), _)| p == project)
-            .map(|(_, s)| s.clone())
-            .collect();
+            .get(project)
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default();
         v.sort_by(|a, b| a.source.cmp(&b.source));
         v
     }

@@ -48,7 +48,7 @@ pub async fn create(
     app.store.put_source(&project, &source).await?;
     let location = format!(
         "/v1/api/{project}/sources/{}",
-        percent_encode(&source.source)
+        herald_core::topic::encode_path_segment(&source.source)
     );
     let view = source.redacted();
     app.put_source(&project, source);
@@ -68,7 +68,7 @@ pub async fn list(
     Ok(Json(Value::Array(
         app.list_sources(&project)
             .iter()
-            .map(SignedSource::redacted)
+            .map(|s| s.redacted())
             .collect(),
     )))
 }
@@ -116,16 +116,4 @@ pub async fn delete(
     }
     app.remove_source(&project, &source);
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -68,16 +68,7 @@ pub fn expand_url(template: &str, event_type: &str) -> String {
     if !template.contains("{{") {
         return template.to_string();
     }
-    let encoded: String = event_type
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let encoded = herald_core::topic::encode_path_segment(event_type);
     template
         .replace("{{type}}", &encoded)
         .replace("{{trigger}}", &encoded)
