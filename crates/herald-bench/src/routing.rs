@@ -370,6 +370,20 @@ fn event_request(url: String, counter: Arc<AtomicU64>) -> MakeRequest {
     })
 }
 
+/// `herald_routing_candidates_total` from `/metrics`.
+async fn routing_candidates(client: &reqwest::Client, root: &str) -> Result<u64> {
+    let text = client
+        .get(format!("{root}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("herald_routing_candidates_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no herald_routing_candidates_total in /metrics")
+}
+
 async fn send_json(req: reqwest::RequestBuilder) -> Result<Value> {
     let resp = req.send().await?;
     let status = resp.status();
@@ -597,8 +611,13 @@ async fn measure(args: &Args, tmp: &std::path::Path) -> Result<()> {
         .iter()
         .map(|api| format!("{api}/topics/{}/events", TOPIC.join("/")))
         .collect();
-    for url in &urls {
+    let mut candidates = 0;
+    for (i, url) in urls.iter().enumerate() {
+        let before = routing_candidates(&setup, &root).await?;
         send_json(event_request(url.clone(), counter.clone())(&setup)).await?;
+        if i == 2 {
+            candidates = routing_candidates(&setup, &root).await? - before;
+        }
     }
     let mut matched = Vec::new();
     for (api, ids) in apis.iter().zip(&ids) {
@@ -614,7 +633,7 @@ async fn measure(args: &Args, tmp: &std::path::Path) -> Result<()> {
         && matched[1].len() == intended
         && matched[0].len() == 1;
     eprintln!(
-        "probe: routed to {} of {total} ({selected} let through by type/source/topic, so their filters run){}",
+        "probe: routed to {} of {total} ({selected} let through by type/source/topic; the index handed {candidates} to the full match){}",
         matched[2].len(),
         if as_intended { "" } else { " -- NOT as intended" }
     );
@@ -671,7 +690,10 @@ async fn measure(args: &Args, tmp: &std::path::Path) -> Result<()> {
         matched[0].len()
     );
     println!(
-        "| subscriptions whose type/source/topic admit the event (their filters run) | {selected} of {total} | | | |"
+        "| subscriptions whose type/source/topic admit the event | {selected} of {total} | | | |"
+    );
+    println!(
+        "| subscriptions the routing index could not rule out (their filters ran) | {candidates} of {total} | | | |"
     );
     println!(
         "| mix: by type / by source / topic prefix only / no selector | {by_type} / {by_source} / {by_topic} / {bare}; {with_filters} with filters ({dialects}) | | | |"

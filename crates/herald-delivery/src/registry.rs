@@ -1,15 +1,16 @@
 //! Subscriptions in memory, compiled, with the routing index used at ingest. Each
-//! subscription is filed under its most selective exact key (its types, else its source,
-//! else its topic prefixes), so an event only looks at subscriptions filed under its own
-//! type, its source and the prefixes of its topic before topic, source and filter checks
-//! run: cost does not grow with subscriptions that cannot match.
+//! subscription is filed under the narrowest necessary condition known for it: its types,
+//! its source, its filter's guards (`herald_filter::guard`: `subject LIKE 'eu/%'`,
+//! `amount > 100`, ...) or its topic prefixes. An event looks only at what is filed under
+//! values it has, so the cost of routing does not grow with subscriptions that cannot match.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use herald_core::subscription::Subscription;
 use herald_core::{Event, Topic};
+use herald_filter::guard::{self, Guard, Probe, Probed, Test};
 use herald_filter::{EventView, Filter};
 
 use crate::sinks::webhook::WebhookConfig;
@@ -48,88 +49,287 @@ pub struct Entry {
     /// The sink's request settings, derived once per edit rather than per attempt.
     pub webhook: Arc<WebhookConfig>,
     pub runtime: Arc<Runtime>,
+    /// Where the routing index files it, derived once per edit.
+    slots: Vec<Slot>,
+    /// The filter's other required guard sets (a few): checked before the filter runs,
+    /// because a guard is far cheaper to test than an expression.
+    checks: Vec<Vec<Guard>>,
 }
 
 impl Entry {
     /// Full match: topic prefix, type, source, then the filter expression.
     pub fn matches(&self, topic: &Topic, view: &EventView<'_>) -> bool {
         self.sub.wants(topic, view.event)
-            && (self.filter.is_trivial() || self.filter.matches_view(view))
+            && (self.filter.is_trivial()
+                || (self
+                    .checks
+                    .iter()
+                    .all(|set| guard::any_holds(set, view.event))
+                    && self.filter.matches_view(view)))
+    }
+}
+
+/// One place a subscription is filed in a project's index.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// The `/`-joined topic prefix (`""` for all topics).
+    TopicPrefix(String),
+    Guard(Guard),
+}
+
+/// Rank of topic prefixes among guard tests (see [`Test::rank`]): a real prefix selects
+/// about as narrowly as a string prefix; the root prefix selects everything.
+const TOPIC_RANK: u8 = 2;
+const ROOT_TOPIC_RANK: u8 = u8::MAX;
+
+/// Most required guard sets kept as checks besides the one filed under.
+const MAX_CHECKS: usize = 3;
+
+/// Where to file `sub` (with its compiled `filter`): slots for the narrowest known
+/// necessary condition of it wanting an event (one slot holds for every event it wants),
+/// and the filter's other required guard sets as checks.
+fn placement(sub: &Subscription, filter: &Filter) -> (Vec<Slot>, Vec<Vec<Guard>>) {
+    let attribute = |name: &str, values: &[String]| -> Vec<Guard> {
+        values
+            .iter()
+            .map(|v| Guard {
+                probe: Probe::Attribute(name.to_string()),
+                test: Test::Equals(v.clone()),
+            })
+            .collect()
+    };
+    let mut required = filter.required();
+    required.sort_by_key(|set| guard::cost(set));
+    let mut options = Vec::new();
+    if !sub.types.is_empty() {
+        options.push(attribute("type", &sub.types));
+    }
+    if let Some(source) = &sub.source {
+        options.push(attribute("source", std::slice::from_ref(source)));
+    }
+    options.extend(required.first().cloned());
+    let best = options.into_iter().min_by_key(|g| guard::cost(g));
+    let mut prefixes: Vec<String> = sub.topics.iter().map(|p| p.join("/")).collect();
+    prefixes.sort();
+    prefixes.dedup();
+    let topic_rank = if prefixes.iter().any(String::is_empty) {
+        ROOT_TOPIC_RANK
+    } else {
+        TOPIC_RANK
+    };
+    let filed = best.filter(|g| guard::cost(g) < (topic_rank, prefixes.len()));
+    let checks = required
+        .into_iter()
+        .filter(|set| Some(set) != filed.as_ref())
+        .take(MAX_CHECKS)
+        .collect();
+    let slots = match filed {
+        Some(g) => g.into_iter().map(Slot::Guard).collect(),
+        None => prefixes.into_iter().map(Slot::TopicPrefix).collect(),
+    };
+    (slots, checks)
+}
+
+/// The subscriptions filed under one probe, by test.
+#[derive(Debug, Default)]
+struct ProbeIndex {
+    equals: HashMap<String, Vec<Arc<Entry>>>,
+    starts_with: HashMap<String, Vec<Arc<Entry>>>,
+    ends_with: HashMap<String, Vec<Arc<Entry>>>,
+    /// Byte lengths of the `starts_with` and `ends_with` keys, with how many filings use
+    /// each: a value is looked up once per distinct length, not once per character.
+    prefix_lengths: BTreeMap<usize, usize>,
+    suffix_lengths: BTreeMap<usize, usize>,
+    /// `(bound, inclusive, entry)`, sorted by bound.
+    above: Vec<(f64, bool, Arc<Entry>)>,
+    below: Vec<(f64, bool, Arc<Entry>)>,
+}
+
+fn count(lengths: &mut BTreeMap<usize, usize>, len: usize, delta: isize) {
+    let n = lengths.entry(len).or_default();
+    *n = n.saturating_add_signed(delta);
+    if *n == 0 {
+        lengths.remove(&len);
+    }
+}
+
+fn remove_from(map: &mut HashMap<String, Vec<Arc<Entry>>>, key: &str, id: &str) -> usize {
+    let Some(bucket) = map.get_mut(key) else {
+        return 0;
+    };
+    let before = bucket.len();
+    bucket.retain(|e| e.sub.id != id);
+    let removed = before - bucket.len();
+    if bucket.is_empty() {
+        map.remove(key);
+    }
+    removed
+}
+
+impl ProbeIndex {
+    fn insert(&mut self, test: &Test, e: Arc<Entry>) {
+        match test {
+            Test::Equals(v) => self.equals.entry(v.clone()).or_default().push(e),
+            Test::StartsWith(v) => {
+                self.starts_with.entry(v.clone()).or_default().push(e);
+                count(&mut self.prefix_lengths, v.len(), 1);
+            }
+            Test::EndsWith(v) => {
+                self.ends_with.entry(v.clone()).or_default().push(e);
+                count(&mut self.suffix_lengths, v.len(), 1);
+            }
+            Test::Above { bound, inclusive } => {
+                let at = self.above.partition_point(|(b, ..)| b < bound);
+                self.above.insert(at, (*bound, *inclusive, e));
+            }
+            Test::Below { bound, inclusive } => {
+                let at = self.below.partition_point(|(b, ..)| b < bound);
+                self.below.insert(at, (*bound, *inclusive, e));
+            }
+        }
+    }
+
+    fn remove(&mut self, test: &Test, id: &str) {
+        match test {
+            Test::Equals(v) => {
+                remove_from(&mut self.equals, v, id);
+            }
+            Test::StartsWith(v) => {
+                let n = remove_from(&mut self.starts_with, v, id);
+                count(&mut self.prefix_lengths, v.len(), -(n as isize));
+            }
+            Test::EndsWith(v) => {
+                let n = remove_from(&mut self.ends_with, v, id);
+                count(&mut self.suffix_lengths, v.len(), -(n as isize));
+            }
+            Test::Above { .. } => self.above.retain(|(_, _, e)| e.sub.id != id),
+            Test::Below { .. } => self.below.retain(|(_, _, e)| e.sub.id != id),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.equals.is_empty()
+            && self.starts_with.is_empty()
+            && self.ends_with.is_empty()
+            && self.above.is_empty()
+            && self.below.is_empty()
+    }
+
+    /// Everything filed under a test that `value` passes.
+    fn candidates<'a>(&'a self, value: &Probed<'_>, out: &mut Vec<&'a Arc<Entry>>) {
+        match value {
+            Probed::Text(s) => {
+                let s: &str = s;
+                if let Some(v) = self.equals.get(s) {
+                    out.extend(v);
+                }
+                for &len in self.prefix_lengths.keys() {
+                    if len > s.len() {
+                        break;
+                    }
+                    if let Some(v) = s.get(..len).and_then(|p| self.starts_with.get(p)) {
+                        out.extend(v);
+                    }
+                }
+                for &len in self.suffix_lengths.keys() {
+                    if len > s.len() {
+                        break;
+                    }
+                    if let Some(v) = s.get(s.len() - len..).and_then(|p| self.ends_with.get(p)) {
+                        out.extend(v);
+                    }
+                }
+            }
+            Probed::Number(n) => {
+                let n = *n;
+                for (bound, inclusive, e) in &self.above {
+                    if *bound > n {
+                        break;
+                    }
+                    if *bound < n || *inclusive {
+                        out.push(e);
+                    }
+                }
+                let from = self.below.partition_point(|(b, ..)| *b < n);
+                for (bound, inclusive, e) in &self.below[from..] {
+                    if *bound > n || *inclusive {
+                        out.push(e);
+                    }
+                }
+            }
+        }
     }
 }
 
 #[derive(Debug, Default)]
 struct ProjectIndex {
     by_id: HashMap<String, Arc<Entry>>,
-    by_type: HashMap<String, Vec<Arc<Entry>>>,
-    by_source: HashMap<String, Vec<Arc<Entry>>>,
     /// Keyed by the `/`-joined topic prefix (`""` for all topics).
     by_topic_prefix: HashMap<String, Vec<Arc<Entry>>>,
+    by_probe: HashMap<Probe, ProbeIndex>,
 }
 
 impl ProjectIndex {
-    /// The bucket map and keys a subscription is filed under: its types, else its
-    /// source, else its topic prefixes.
-    fn slots(
-        &mut self,
-        sub: &Subscription,
-    ) -> (&mut HashMap<String, Vec<Arc<Entry>>>, Vec<String>) {
-        let (map, mut keys): (_, Vec<String>) = if !sub.types.is_empty() {
-            (&mut self.by_type, sub.types.clone())
-        } else if let Some(source) = &sub.source {
-            (&mut self.by_source, vec![source.clone()])
-        } else {
-            (
-                &mut self.by_topic_prefix,
-                sub.topics.iter().map(|p| p.join("/")).collect(),
-            )
-        };
-        keys.sort();
-        keys.dedup();
-        (map, keys)
-    }
-
     fn insert(&mut self, e: Arc<Entry>) {
         self.remove(&e.sub.id);
-        let (map, keys) = self.slots(&e.sub);
-        for k in keys {
-            map.entry(k).or_default().push(e.clone());
+        for slot in &e.slots {
+            match slot {
+                Slot::TopicPrefix(p) => self
+                    .by_topic_prefix
+                    .entry(p.clone())
+                    .or_default()
+                    .push(e.clone()),
+                Slot::Guard(g) => self
+                    .by_probe
+                    .entry(g.probe.clone())
+                    .or_default()
+                    .insert(&g.test, e.clone()),
+            }
         }
         self.by_id.insert(e.sub.id.clone(), e);
     }
 
     fn remove(&mut self, id: &str) -> Option<Arc<Entry>> {
         let old = self.by_id.remove(id)?;
-        let (map, keys) = self.slots(&old.sub);
-        for k in keys {
-            if let Some(bucket) = map.get_mut(&k) {
-                bucket.retain(|e| e.sub.id != id);
-                if bucket.is_empty() {
-                    map.remove(&k);
+        for slot in &old.slots {
+            match slot {
+                Slot::TopicPrefix(p) => {
+                    remove_from(&mut self.by_topic_prefix, p, id);
+                }
+                Slot::Guard(g) => {
+                    if let Some(pi) = self.by_probe.get_mut(&g.probe) {
+                        pi.remove(&g.test, id);
+                        if pi.is_empty() {
+                            self.by_probe.remove(&g.probe);
+                        }
+                    }
                 }
             }
         }
         Some(old)
     }
 
-    /// Every subscription filed under a key this event has.
+    /// Every subscription filed under a slot this event satisfies.
     fn candidates<'a>(&'a self, topic: &Topic, event: &Event) -> Vec<&'a Arc<Entry>> {
         let mut out = Vec::new();
-        let mut add = |m: &'a HashMap<String, Vec<Arc<Entry>>>, k: &str| {
-            if let Some(v) = m.get(k) {
+        for (probe, index) in &self.by_probe {
+            if let Some(value) = probe.read(event) {
+                index.candidates(&value, &mut out);
+            }
+        }
+        let mut prefix = String::new();
+        let mut add = |k: &str| {
+            if let Some(v) = self.by_topic_prefix.get(k) {
                 out.extend(v.iter());
             }
         };
-        add(&self.by_type, &event.ty);
-        add(&self.by_source, &event.source);
-        let mut prefix = String::new();
-        add(&self.by_topic_prefix, &prefix);
+        add(&prefix);
         for (i, seg) in topic.segments().iter().enumerate() {
             if i > 0 {
                 prefix.push('/');
             }
             prefix.push_str(seg);
-            add(&self.by_topic_prefix, &prefix);
+            add(&prefix);
         }
         out
     }
@@ -140,6 +340,8 @@ impl ProjectIndex {
 #[derive(Default)]
 pub struct Registry {
     projects: RwLock<HashMap<String, ProjectIndex>>,
+    routed: AtomicU64,
+    candidates: AtomicU64,
 }
 
 impl Registry {
@@ -181,9 +383,12 @@ impl Registry {
                 oauth: Arc::default(),
             }),
         };
+        let (slots, checks) = placement(&sub, &filter);
         let entry = Arc::new(Entry {
             project: project.to_string(),
             webhook: Arc::new(WebhookConfig::for_sink(&sub)),
+            slots,
+            checks,
             sub,
             filter,
             runtime,
@@ -225,15 +430,31 @@ impl Registry {
             return Vec::new();
         };
         let view = EventView::new(event);
-        let mut candidates = idx.candidates(topic, event);
-        // A subscription filed under two prefixes of this event's topic comes up twice.
-        candidates.sort_unstable_by_key(|e| Arc::as_ptr(e));
-        candidates.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        // A subscription filed under two slots this event satisfies comes up twice; only
+        // those with several slots need the sort.
+        let (mut candidates, mut several): (Vec<_>, Vec<_>) = idx
+            .candidates(topic, event)
+            .into_iter()
+            .partition(|e| e.slots.len() == 1);
+        several.sort_unstable_by_key(|e| Arc::as_ptr(e));
+        several.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        candidates.extend(several);
+        self.routed.fetch_add(1, Ordering::Relaxed);
+        self.candidates
+            .fetch_add(candidates.len() as u64, Ordering::Relaxed);
         candidates
             .into_iter()
             .filter(|e| e.matches(topic, &view))
             .map(|e| e.sub.id.clone())
             .collect()
+    }
+
+    /// Events routed so far, and the candidates the index let through to the full match.
+    pub fn routing_counts(&self) -> (u64, u64) {
+        (
+            self.routed.load(Ordering::Relaxed),
+            self.candidates.load(Ordering::Relaxed),
+        )
     }
 
     /// Count a failed attempt; returns the new consecutive-failure count.
@@ -281,7 +502,9 @@ mod tests {
 
         let mut e = Event::new("1", "/shop", "order.created");
         let root = Topic::root();
-        assert_eq!(r.route("p", &root, &e), vec!["a", "d"]);
+        let mut got = r.route("p", &root, &e);
+        got.sort();
+        assert_eq!(got, vec!["a", "d"]);
         let prod = Topic::parse("service/production/finance").unwrap();
         let mut got = r.route("p", &prod, &e);
         got.sort();
@@ -329,6 +552,120 @@ mod tests {
         r.upsert("p", s, f);
         let topic = Topic::parse("a/b/c").unwrap();
         assert_eq!(r.route("p", &topic, &Event::new("1", "/s", "t")), vec!["a"]);
+    }
+
+    #[test]
+    fn filter_guards_file_subscriptions_and_edits_refile_them() {
+        let r = Registry::new();
+        let add = |id: &str, filters: serde_json::Value| {
+            let (s, f) = sub(json!({"id": id, "sink": "http://x", "filters": filters}));
+            r.upsert("p", s, f);
+        };
+        add("eu", json!([{"sql": "subject LIKE 'eu/%' AND prio > 2"}]));
+        add("big", json!([{"feel": "amount >= 100"}]));
+        add("small", json!([{"feel": "amount < 10"}]));
+        add(
+            "gold",
+            json!([{"any": [{"exact": {"tier": "gold"}}, {"suffix": {"subject": "/vip"}}]}]),
+        );
+        let root = Topic::root();
+        let route = |subject: &str, prio: i64, amount: f64, tier: &str| {
+            let mut e = Event::new("1", "/s", "t");
+            e.subject = Some(subject.into());
+            e.extensions
+                .insert("prio".into(), herald_core::ExtValue::Integer(prio));
+            e.extensions
+                .insert("tier".into(), herald_core::ExtValue::String(tier.into()));
+            e.data = Some(herald_core::Data::Json(json!({ "amount": amount })));
+            let mut got = r.route("p", &root, &e);
+            got.sort();
+            got
+        };
+        assert_eq!(route("eu/1", 3, 50.0, "x"), vec!["eu"]);
+        assert_eq!(route("eu/1", 2, 100.0, "x"), vec!["big"]);
+        assert_eq!(route("us/1", 9, 9.5, "gold"), vec!["gold", "small"]);
+        assert_eq!(route("us/vip", 0, 10.0, "x"), vec!["gold"]);
+        // An edit moves the subscription from its old slots to the new ones.
+        add("eu", json!([{"sql": "subject LIKE 'us/%'"}]));
+        assert_eq!(route("eu/1", 3, 50.0, "x"), Vec::<String>::new());
+        assert_eq!(route("us/1", 3, 50.0, "x"), vec!["eu"]);
+        for id in ["eu", "big", "small", "gold"] {
+            r.remove("p", id);
+        }
+        let map = r.read();
+        let idx = map.get("p").unwrap();
+        assert!(idx.by_probe.is_empty() && idx.by_topic_prefix.is_empty());
+    }
+
+    /// Routing through the index equals testing every subscription, over a random mix.
+    #[test]
+    fn index_routes_exactly_like_a_full_scan() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let words = ["a", "b", "ab", "a/b", "b/a"];
+        let r = Registry::new();
+        for i in 0..400 {
+            let w = |k: usize| words[k];
+            let filter = match next(9) {
+                0 => json!({"exact": {"subject": w(next(5))}}),
+                1 => json!({"prefix": {"subject": w(next(5))}}),
+                2 => json!({"suffix": {"type": w(next(5))}}),
+                3 => json!({"sql": format!("subject LIKE '{}%' OR n >= {}", w(next(5)), next(6))}),
+                4 => json!({"sql": format!("{} < n AND source = '{}'", next(6), w(next(5)))}),
+                5 => {
+                    json!({"feel": format!("x > {} or k in [\"{}\", \"{}\"]", next(6), w(next(5)), w(next(5)))})
+                }
+                6 => {
+                    json!({"feel": format!("event.subject = \"{}\" and x <= {}", w(next(5)), next(6))})
+                }
+                7 => json!({"not": {"exact": {"type": w(next(5))}}}),
+                _ => json!({"sql": "TRUE"}),
+            };
+            let mut body = json!({"id": format!("s{i}"), "sink": "http://x", "filters": [filter]});
+            match next(4) {
+                0 => body["types"] = json!([w(next(5)), w(next(5))]),
+                1 => body["source"] = json!(w(next(5))),
+                2 => body["topics"] = json!([[w(next(2))], [w(next(2)), w(next(2))]]),
+                _ => {}
+            }
+            let (s, f) = sub(body);
+            r.upsert("p", s, f);
+        }
+        let topics = [
+            Topic::root(),
+            Topic::parse("a").unwrap(),
+            Topic::parse("b/a").unwrap(),
+        ];
+        for _ in 0..500 {
+            let mut e = Event::new("1", words[next(5)], words[next(5)]);
+            if next(4) > 0 {
+                e.subject = Some(words[next(5)].into());
+            }
+            if next(2) == 0 {
+                e.extensions
+                    .insert("n".into(), herald_core::ExtValue::Integer(next(7) as i64));
+            }
+            e.data = Some(herald_core::Data::Json(
+                json!({"x": next(7) as f64 - 0.5, "k": words[next(5)]}),
+            ));
+            let topic = &topics[next(3)];
+            let mut got = r.route("p", topic, &e);
+            got.sort();
+            let view = EventView::new(&e);
+            let mut want: Vec<String> = r
+                .list("p")
+                .iter()
+                .filter(|en| en.matches(topic, &view))
+                .map(|en| en.sub.id.clone())
+                .collect();
+            want.sort();
+            assert_eq!(got, want, "{e:?} on {topic:?}");
+        }
     }
 
     #[test]

@@ -4,9 +4,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use herald_core::{Data, Event, ExtValue};
+use herald_core::{Data, Event};
 use serde_json::Value;
 
+use crate::guard::{self, Guard, Probe, Required, Test};
 use crate::{cesql, feel};
 
 static EVALUATION_ERRORS: AtomicU64 = AtomicU64::new(0);
@@ -179,6 +180,36 @@ impl Filter {
         }
     }
 
+    /// Necessary conditions for a match (see [`crate::guard`]): for each set, the filter
+    /// can only pass an event for which one of its guards holds. Empty when none is known.
+    pub fn required(&self) -> Required {
+        let pairs = |p: &[(String, String)], test: fn(String) -> Test| {
+            p.iter()
+                .map(|(name, value)| {
+                    vec![Guard {
+                        probe: Probe::Attribute(name.clone()),
+                        test: test(value.clone()),
+                    }]
+                })
+                .collect()
+        };
+        match self {
+            Filter::Exact(p) => pairs(p, Test::Equals),
+            Filter::Prefix(p) => pairs(p, Test::StartsWith),
+            Filter::Suffix(p) => pairs(p, Test::EndsWith),
+            Filter::All(fs) => guard::all_of(fs.iter().map(Filter::required)),
+            Filter::Any(fs) => guard::any_of(fs.iter().map(Filter::required)),
+            Filter::Not(_) => Vec::new(),
+            Filter::Sql(expr) => expr.required(),
+            Filter::Feel(expr) => expr.required(),
+        }
+    }
+
+    /// The narrowest set of [`Filter::required`]: the routing index files under it.
+    pub fn guards(&self) -> Option<Vec<Guard>> {
+        guard::narrowest(self.required())
+    }
+
     /// True for the empty filter (matches everything without looking).
     pub fn is_trivial(&self) -> bool {
         matches!(self, Filter::All(fs) if fs.is_empty())
@@ -227,14 +258,7 @@ struct EventAttributes<'a>(&'a Event);
 
 impl cesql::EventContext for EventAttributes<'_> {
     fn attribute(&self, name: &str) -> Option<cesql::Value> {
-        match self.0.extensions.get(name) {
-            Some(ExtValue::Integer(i)) => Some(match i32::try_from(*i) {
-                Ok(i) => cesql::Value::Integer(i),
-                Err(_) => cesql::Value::String(i.to_string()),
-            }),
-            Some(ExtValue::Bool(b)) => Some(cesql::Value::Boolean(*b)),
-            _ => self.0.attribute(name).map(cesql::Value::String),
-        }
+        guard::cesql_attribute(self.0, name)
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod cesql;
 pub mod dialects;
 pub mod feel;
+pub mod guard;
 mod parse_error;
 
 pub use parse_error::ParseError;

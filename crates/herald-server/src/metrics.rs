@@ -29,6 +29,8 @@ pub struct Metrics {
 pub struct Gauges {
     pub subscriptions: usize,
     pub filter_evaluation_errors: u64,
+    /// Events routed, and subscriptions the routing index handed to the full match.
+    pub routing: (u64, u64),
 }
 
 impl Metrics {
@@ -99,6 +101,18 @@ impl Metrics {
             &single(gauges.filter_evaluation_errors),
         );
         family(
+            "herald_routed_events_total",
+            "counter",
+            "Events routed to subscriptions (ingested or raised by Herald).",
+            &single(gauges.routing.0),
+        );
+        family(
+            "herald_routing_candidates_total",
+            "counter",
+            "Subscriptions the routing index could not rule out, so their full match ran.",
+            &single(gauges.routing.1),
+        );
+        family(
             "herald_subscriptions",
             "gauge",
             "Subscriptions across all projects, enabled or not.",
@@ -119,6 +133,7 @@ pub async fn handler(State(app): State<Arc<AppState>>) -> Response {
     let gauges = Gauges {
         subscriptions: app.registry.count(),
         filter_evaluation_errors: herald_filter::dialects::evaluation_errors(),
+        routing: app.registry.routing_counts(),
     };
     (
         [(
@@ -145,6 +160,7 @@ mod tests {
         let text = m.render(&Gauges {
             subscriptions: 4,
             filter_evaluation_errors: 7,
+            routing: (3, 12),
         });
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
@@ -155,12 +171,14 @@ mod tests {
                 "herald_ingest_requests_rejected_total{status=\"400\"} 2",
                 "herald_ingest_requests_rejected_total{status=\"415\"} 1",
                 "herald_filter_evaluation_errors_total 7",
+                "herald_routed_events_total 3",
+                "herald_routing_candidates_total 12",
                 "herald_subscriptions 4",
             ]
         );
         assert!(text.contains("# TYPE herald_subscriptions gauge\n"));
         assert!(text.contains("# TYPE herald_events_ingested_total counter\n"));
-        assert_eq!(text.matches("# HELP ").count(), 5);
+        assert_eq!(text.matches("# HELP ").count(), 7);
         assert!(text.ends_with('\n'));
     }
 }

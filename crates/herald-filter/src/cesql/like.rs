@@ -11,10 +11,13 @@ enum Piece {
 }
 
 /// A compiled `LIKE` pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LikePattern {
     source: String,
     pieces: Vec<Piece>,
+    /// The pattern as a plain string test when it is one (most are: `'eu/%'`), matched
+    /// without decoding the text into characters.
+    plain: Option<crate::guard::Test>,
 }
 
 impl LikePattern {
@@ -41,10 +44,13 @@ impl LikePattern {
             pieces.push(piece);
             i += 1;
         }
-        LikePattern {
+        let mut pattern = LikePattern {
             source: source.to_owned(),
             pieces,
-        }
+            plain: None,
+        };
+        pattern.plain = pattern.as_test();
+        pattern
     }
 
     /// The pattern as written in the expression.
@@ -52,7 +58,35 @@ impl LikePattern {
         &self.source
     }
 
+    /// The pattern as a plain string test, when it is one: no wildcard (equality), or
+    /// one `%` only at the end (prefix) or only at the start (suffix).
+    pub(crate) fn as_test(&self) -> Option<crate::guard::Test> {
+        use crate::guard::Test;
+        let literal = |pieces: &[Piece]| -> Option<String> {
+            pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Char(c) => Some(*c),
+                    _ => None,
+                })
+                .collect()
+        };
+        match self.pieces.as_slice() {
+            [] => Some(Test::Equals(String::new())),
+            [rest @ .., Piece::AnyRun] if !rest.is_empty() => literal(rest).map(Test::StartsWith),
+            [Piece::AnyRun, rest @ ..] if !rest.is_empty() => literal(rest).map(Test::EndsWith),
+            all => literal(all).map(Test::Equals),
+        }
+    }
+
     pub(crate) fn matches(&self, text: &str) -> bool {
+        use crate::guard::Test;
+        match &self.plain {
+            Some(Test::Equals(s)) => return text == s,
+            Some(Test::StartsWith(s)) => return text.starts_with(s.as_str()),
+            Some(Test::EndsWith(s)) => return text.ends_with(s.as_str()),
+            _ => {}
+        }
         let text: Vec<char> = text.chars().collect();
         let pat = &self.pieces;
         let (mut p, mut t) = (0, 0);
@@ -125,6 +159,19 @@ mod tests {
         assert!(like(r"ab\", r"ab\"));
         assert!(like(r"a\%", r"a\\%"));
         assert_eq!(LikePattern::compile(r"a\%").source(), r"a\%");
+    }
+
+    #[test]
+    fn plain_patterns_become_string_tests() {
+        use crate::guard::Test;
+        let test = |p: &str| LikePattern::compile(p).as_test();
+        assert_eq!(test("eu/%"), Some(Test::StartsWith("eu/".into())));
+        assert_eq!(test("%.created"), Some(Test::EndsWith(".created".into())));
+        assert_eq!(test("abc"), Some(Test::Equals("abc".into())));
+        assert_eq!(test(r"a\%b%"), Some(Test::StartsWith("a%b".into())));
+        assert_eq!(test("a_%"), None);
+        assert_eq!(test("%a%"), None);
+        assert_eq!(test("%"), None);
     }
 
     #[test]

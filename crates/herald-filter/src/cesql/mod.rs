@@ -7,6 +7,7 @@ mod context;
 mod error;
 mod eval;
 mod functions;
+mod guards;
 mod lexer;
 mod like;
 mod parser;
@@ -73,6 +74,26 @@ impl Expression {
     pub fn matches(&self, ev: &dyn EventContext) -> bool {
         let out = self.evaluate(ev);
         out.error.is_none() && out.value == Value::Boolean(true)
+    }
+}
+
+impl Expression {
+    /// Necessary conditions for a match, for the routing index (see [`crate::guard`]).
+    pub fn required(&self) -> crate::guard::Required {
+        guards::required(&self.root)
+    }
+}
+
+/// A String as CESQL casts it to Integer, or `None` when the cast fails.
+pub(crate) fn integer_of_str(s: &str) -> Option<i32> {
+    value::parse_integer(s)
+}
+
+/// The value as an Integer under CESQL's casts, or `None` when the cast fails.
+pub(crate) fn integer_of(v: &Value) -> Option<i32> {
+    match value::to_integer(v) {
+        (i, None) => Some(i),
+        (_, Some(_)) => None,
     }
 }
 

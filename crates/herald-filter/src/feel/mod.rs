@@ -69,6 +69,7 @@
 mod ast;
 mod eval;
 mod functions;
+mod guards;
 mod lexer;
 mod parser;
 mod regex;
@@ -121,6 +122,11 @@ impl Expression {
     /// [`evaluate`](Self::evaluate), converted to JSON (for key expressions and lookups).
     pub fn evaluate_json(&self, data: &Json, event: &Map<String, Json>) -> Json {
         self.evaluate(data, event).to_json()
+    }
+
+    /// Necessary conditions for a match, for the routing index (see [`crate::guard`]).
+    pub fn required(&self) -> crate::guard::Required {
+        guards::required(&self.root)
     }
 
     /// Whether the expression evaluates to exactly `true`.
