@@ -102,6 +102,17 @@ pub trait Store: Send + Sync + 'static {
     async fn make_due(&self, project: &str, subscription: &str, now: i64) -> Result<u64>;
     async fn backlog(&self, project: &str, subscription: &str) -> Result<Backlog>;
 
+    /// Keep an event until `due_at`; returns its schedule id. Durable when it resolves.
+    async fn schedule(&self, event: NewScheduled) -> Result<i64>;
+    /// Scheduled events due at `now`, earliest first, at most `limit`.
+    async fn due_scheduled(&self, now: i64, limit: usize) -> Result<Vec<ScheduledEvent>>;
+    /// The earliest due time of a scheduled event.
+    async fn next_scheduled(&self) -> Result<Option<i64>>;
+    /// Append due scheduled events of one project (each with the deliveries routed at
+    /// firing time) and forget their schedule, in one transaction. A schedule id that is
+    /// already gone (fired elsewhere) appends nothing; returns how many were appended.
+    async fn fire_scheduled(&self, project: &str, fired: Vec<(i64, NewEvent)>) -> Result<usize>;
+
     /// Drop attempts beyond the newest `attempts_keep` per subscription, and events
     /// received before `events_before` that no delivery needs any more. Events are also
     /// the dedup keys: callers keep them at least for the dedup window.

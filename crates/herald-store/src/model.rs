@@ -150,3 +150,24 @@ pub struct Claimed {
     /// When the subscription next has an unleased delivery due, if it has any.
     pub next_due: Option<i64>,
 }
+
+/// An event accepted now and appended to the log at `due_at` (queue API scheduling).
+#[derive(Debug, Clone)]
+pub struct NewScheduled {
+    pub project: String,
+    /// The topic path the event will be appended under.
+    pub topic: String,
+    pub due_at: i64,
+    /// The event in the JSON event format.
+    pub body: Vec<u8>,
+}
+
+/// A scheduled event, as kept until it is due.
+#[derive(Debug, Clone)]
+pub struct ScheduledEvent {
+    pub id: i64,
+    pub project: String,
+    pub topic: String,
+    pub due_at: i64,
+    pub body: Vec<u8>,
+}

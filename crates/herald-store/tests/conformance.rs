@@ -47,6 +47,7 @@ conformance! {
     pending_subscriptions_lists_earliest_due,
     update_never_recreates_a_deleted_subscription,
     sources_round_trip,
+    scheduled_events_fire_once_in_due_order,
     complete_delivered_removes,
     complete_retry_at,
     complete_dead_lists_dead_letter,
@@ -83,6 +84,12 @@ async fn prune_drops_unreferenced_old_events() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn scheduled_events_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    suite::scheduled_events_survive_reopen(|| open(dir.path())).await;
+}
+
+#[tokio::test]
 async fn durable_across_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     suite::durable_across_reopen(|| open(dir.path())).await;

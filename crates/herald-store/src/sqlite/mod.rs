@@ -100,6 +100,57 @@ fn event_json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
 }
 
+/// Insert events and their routed deliveries within the writer's transaction.
+fn append_in<'a>(
+    c: &Connection,
+    project: &str,
+    dedup_window_ms: i64,
+    events: impl Iterator<Item = &'a NewEvent>,
+) -> rusqlite::Result<Vec<AppendOutcome>> {
+    let mut find = c.prepare_cached(
+        "SELECT seq, received_at FROM events WHERE project = ?1 AND source = ?2 AND id = ?3
+         ORDER BY seq DESC LIMIT 1",
+    )?;
+    let mut insert_event = c.prepare_cached(
+        "INSERT INTO events(project, id, source, type, topic, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    // Through the subscriptions table: nothing is routed to one deleted meanwhile.
+    let mut route = c.prepare_cached(
+        "INSERT INTO deliveries(project, subscription_id, seq, target, state, attempts, due_at, created_at)
+         SELECT ?1, ?2, ?3, 0, 0, 0, ?4, ?4
+         FROM subscriptions s WHERE s.project = ?1 AND s.id = ?2",
+    )?;
+    let mut out = Vec::new();
+    for ev in events {
+        let seen: Option<(i64, i64)> = find
+            .query_row(params![project, ev.source, ev.id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some((seq, at)) = seen {
+            if at >= ev.received_at - dedup_window_ms {
+                out.push(AppendOutcome::Duplicate { seq });
+                continue;
+            }
+        }
+        insert_event.execute(params![
+            project,
+            ev.id,
+            ev.source,
+            ev.ty,
+            ev.topic,
+            ev.received_at,
+            ev.body
+        ])?;
+        let seq = c.last_insert_rowid();
+        for sub in &ev.deliveries {
+            route.execute(params![project, sub, seq, ev.received_at])?;
+        }
+        out.push(AppendOutcome::Stored { seq });
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ensure_project(&self, name: &str) -> Result<bool> {
@@ -127,38 +178,12 @@ impl Store for SqliteStore {
     async fn append(&self, batch: AppendBatch) -> Result<Vec<AppendOutcome>> {
         self.writer
             .write(move |c| {
-                let mut find = c.prepare_cached(
-                    "SELECT seq, received_at FROM events WHERE project = ?1 AND source = ?2 AND id = ?3
-                     ORDER BY seq DESC LIMIT 1",
-                )?;
-                let mut insert_event = c.prepare_cached(
-                    "INSERT INTO events(project, id, source, type, topic, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                // Through the subscriptions table: nothing is routed to one deleted meanwhile.
-                let mut route = c.prepare_cached(
-                    "INSERT INTO deliveries(project, subscription_id, seq, target, state, attempts, due_at, created_at)
-                     SELECT ?1, ?2, ?3, 0, 0, 0, ?4, ?4
-                     FROM subscriptions s WHERE s.project = ?1 AND s.id = ?2",
-                )?;
-                let mut out = Vec::with_capacity(batch.events.len());
-                for ev in &batch.events {
-                    let seen: Option<(i64, i64)> = find
-                        .query_row(params![batch.project, ev.source, ev.id], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()?;
-                    if let Some((seq, at)) = seen {
-                        if at >= ev.received_at - batch.dedup_window_ms {
-                            out.push(AppendOutcome::Duplicate { seq });
-                            continue;
-                        }
-                    }
-                    insert_event.execute(params![batch.project, ev.id, ev.source, ev.ty, ev.topic, ev.received_at, ev.body])?;
-                    let seq = c.last_insert_rowid();
-                    for sub in &ev.deliveries {
-                        route.execute(params![batch.project, sub, seq, ev.received_at])?;
-                    }
-                    out.push(AppendOutcome::Stored { seq });
-                }
-                Ok(out)
+                append_in(
+                    c,
+                    &batch.project,
+                    batch.dedup_window_ms,
+                    batch.events.iter(),
+                )
             })
             .await
     }
@@ -588,6 +613,60 @@ impl Store for SqliteStore {
             Ok(b)
         })
         .await
+    }
+
+    async fn schedule(&self, event: NewScheduled) -> Result<i64> {
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO scheduled(project, topic, due_at, body) VALUES (?1, ?2, ?3, ?4)",
+                    params![event.project, event.topic, event.due_at, event.body],
+                )?;
+                Ok(c.last_insert_rowid())
+            })
+            .await
+    }
+
+    async fn due_scheduled(&self, now: i64, limit: usize) -> Result<Vec<ScheduledEvent>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, project, topic, due_at, body FROM scheduled WHERE due_at <= ?1
+                 ORDER BY due_at, id LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![now, limit as i64], |r| {
+                Ok(ScheduledEvent {
+                    id: r.get(0)?,
+                    project: r.get(1)?,
+                    topic: r.get(2)?,
+                    due_at: r.get(3)?,
+                    body: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn next_scheduled(&self) -> Result<Option<i64>> {
+        self.read(|c| c.query_row("SELECT MIN(due_at) FROM scheduled", [], |r| r.get(0)))
+            .await
+    }
+
+    async fn fire_scheduled(&self, project: &str, fired: Vec<(i64, NewEvent)>) -> Result<usize> {
+        let project = project.to_string();
+        self.writer
+            .write(move |c| {
+                let mut forget = c.prepare_cached("DELETE FROM scheduled WHERE id = ?1")?;
+                let mut due = Vec::with_capacity(fired.len());
+                for (id, ev) in &fired {
+                    if forget.execute(params![id])? == 1 {
+                        due.push(ev);
+                    }
+                }
+                // Scheduled events carry fresh ids: no dedup window applies.
+                append_in(c, &project, 0, due.into_iter()).map(|out| out.len())
+            })
+            .await
     }
 
     async fn prune(&self, attempts_keep: usize, events_before: i64) -> Result<()> {

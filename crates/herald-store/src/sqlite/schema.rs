@@ -66,6 +66,15 @@ CREATE TABLE IF NOT EXISTS attempts (
     response_body TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_by_subscription ON attempts(project, subscription_id, id);
+-- Events accepted for later (queue API delay/timestamp): appended to the log when due.
+CREATE TABLE IF NOT EXISTS scheduled (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    due_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scheduled_by_due ON scheduled(due_at);
 "#;
 
 pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
