@@ -6,6 +6,7 @@ pub mod binding;
 pub mod event;
 pub mod limits;
 pub mod problem;
+pub mod queue;
 pub mod retry;
 pub mod signing;
 pub mod source;

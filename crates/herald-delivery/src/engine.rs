@@ -135,6 +135,47 @@ impl Engine {
         self.wake();
     }
 
+    /// One attempt to a subscription's webhook now, outside the queue (the queue API's
+    /// synchronous mode): no retry, no attempts-log entry, at most `timeout`, and up to
+    /// `max_body` bytes of the answer kept for the caller.
+    pub async fn deliver_now(
+        &self,
+        entry: &Entry,
+        event: Event,
+        timeout: Duration,
+        max_body: usize,
+    ) -> AttemptReport {
+        let handshake = *entry
+            .runtime
+            .handshake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !matches!(handshake, Handshake::NotNeeded | Handshake::Allowed) {
+            return AttemptReport {
+                status: None,
+                outcome: herald_core::retry::Outcome::Retryable { retry_after: None },
+                latency_ms: 0,
+                error: Some("the sink has not passed the webhook validation handshake yet".into()),
+                response_body: None,
+            };
+        }
+        let mut cfg = (*entry.webhook).clone();
+        cfg.timeout = cfg.timeout.min(timeout);
+        let out = Outbound {
+            msg_id: format!("msg_{}", event.id),
+            timestamp: now_millis() / 1000,
+            event,
+        };
+        WebhookSink::new(
+            self.client.clone(),
+            Arc::new(cfg),
+            Some(entry.runtime.oauth.clone()),
+        )
+        .with_max_body(max_body)
+        .deliver(&out)
+        .await
+    }
+
     /// Start the dispatcher and the completer.
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let (done_tx, done_rx) = mpsc::channel(self.cfg.max_concurrency * 2);

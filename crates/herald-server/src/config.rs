@@ -21,6 +21,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub retention: RetentionConfig,
     pub webhook: WebhookIngestConfig,
+    pub queue: QueueConfig,
 }
 
 impl Default for Config {
@@ -33,6 +34,24 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
             webhook: WebhookIngestConfig::default(),
+            queue: QueueConfig::default(),
+        }
+    }
+}
+
+/// The scheduling queue API (`POST /v1/api/{project}/eventing/queue`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// How long a synchronous request waits for the webhook's answer.
+    #[serde(with = "duration_str")]
+    pub sync_timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            sync_timeout: Duration::from_secs(10),
         }
     }
 }

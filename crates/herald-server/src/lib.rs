@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod metrics;
+mod scheduler;
 mod state;
 
 use std::sync::Arc;
@@ -59,6 +60,7 @@ pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
         state.put_source(&project, source);
     }
     tokio::spawn(state::maintenance(state.clone()));
+    tokio::spawn(scheduler::run(state.clone()));
     Ok(state)
 }
 

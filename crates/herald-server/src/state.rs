@@ -21,6 +21,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub engine: Arc<Engine>,
     projects: RwLock<HashSet<String>>,
+    /// Woken when an event is scheduled, so the scheduler can fire an earlier one in time.
+    pub scheduled: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
             registry,
             engine,
             projects: RwLock::new(projects.into_iter().collect()),
+            scheduled: tokio::sync::Notify::new(),
         }
     }
 

@@ -110,27 +110,7 @@ async fn ingest(
         dedup_window_ms: app.config.dedup_window.as_millis() as i64,
         events: new_events,
     };
-    // The commit runs in its own task: if the client goes away mid-request, what was
-    // committed is still handed to the delivery engine.
-    let mut routed: Vec<String> = batch
-        .events
-        .iter()
-        .flat_map(|e| e.deliveries.iter().cloned())
-        .collect();
-    routed.sort_unstable();
-    routed.dedup();
-    let (store, engine) = (app.store.clone(), app.engine.clone());
-    let outcomes = tokio::spawn(async move {
-        let r = store.append(batch).await;
-        if r.is_ok() {
-            for id in &routed {
-                engine.notify(&project, id, received_at);
-            }
-        }
-        r
-    })
-    .await
-    .map_err(|e| ApiError(Problem::internal(format!("ingest task failed: {e}"))))??;
+    let outcomes = commit(&app, batch, received_at).await?;
 
     let items: Vec<_> = events
         .iter()
@@ -152,6 +132,36 @@ async fn ingest(
     let body =
         json!({"accepted": outcomes.len() - duplicates, "duplicates": duplicates, "events": items});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Append routed events and hand their deliveries to the engine. The commit runs in its
+/// own task: if the client goes away mid-request, what was committed is still delivered.
+pub(crate) async fn commit(
+    app: &Arc<AppState>,
+    batch: AppendBatch,
+    received_at: i64,
+) -> ApiResult<Vec<AppendOutcome>> {
+    let mut routed: Vec<String> = batch
+        .events
+        .iter()
+        .flat_map(|e| e.deliveries.iter().cloned())
+        .collect();
+    routed.sort_unstable();
+    routed.dedup();
+    let (store, engine) = (app.store.clone(), app.engine.clone());
+    let outcomes = tokio::spawn(async move {
+        let project = batch.project.clone();
+        let r = store.append(batch).await;
+        if r.is_ok() {
+            for id in &routed {
+                engine.notify(&project, id, received_at);
+            }
+        }
+        r
+    })
+    .await
+    .map_err(|e| ApiError(Problem::internal(format!("ingest task failed: {e}"))))??;
+    Ok(outcomes)
 }
 
 /// Events from a registered source must carry a valid signature of the raw body;

@@ -2,6 +2,7 @@
 
 mod ingest;
 mod projects;
+mod queue;
 mod sources;
 mod subscriptions;
 
@@ -30,6 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(sources::replace)
                 .delete(sources::delete),
         )
+        .route("/v1/api/{project}/eventing/queue", post(queue::enqueue))
         .route("/v1/api", get(projects::list))
         .route("/v1/api/{project}", get(projects::get).put(projects::put))
         .route(

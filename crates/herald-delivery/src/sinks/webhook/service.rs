@@ -19,6 +19,8 @@ pub struct WebhookSink {
     cfg: Arc<WebhookConfig>,
     /// The subscription's OAuth2 token cache (used when the credential is OAUTH2).
     tokens: Option<Arc<TokenCache>>,
+    /// How much of the receiver's answer is kept.
+    max_body: usize,
 }
 
 impl WebhookSink {
@@ -31,7 +33,14 @@ impl WebhookSink {
             client,
             cfg,
             tokens,
+            max_body: MAX_RESPONSE_BODY,
         }
+    }
+
+    /// Keep up to `max_body` bytes of the answer (the synchronous queue API returns it).
+    pub fn with_max_body(mut self, max_body: usize) -> WebhookSink {
+        self.max_body = max_body;
+        self
     }
 
     /// One HTTP request for `out`; a failure to get an answer at all is the report.
@@ -117,7 +126,7 @@ impl WebhookSink {
             header("webhook-delivery").is_some_and(|v| v.eq_ignore_ascii_case("abort-message"));
         let mut body = Vec::new();
         let mut read_error = None;
-        while body.len() < MAX_RESPONSE_BODY {
+        while body.len() < self.max_body {
             match resp.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => break,
@@ -127,7 +136,7 @@ impl WebhookSink {
                 }
             }
         }
-        body.truncate(MAX_RESPONSE_BODY);
+        body.truncate(self.max_body);
         let outcome = classify(status, &self.cfg.non_retryable, abort, retry_after);
         let error = match (&outcome, read_error) {
             (Outcome::Delivered, _) => None,

@@ -1,0 +1,207 @@
+//! The scheduling queue, in Space Cloud's shape: `POST /v1/api/{project}/eventing/queue`
+//! with `{type, data | payload, timestamp, delay, isSynchronous}`. An event due now is
+//! routed and appended like any ingest; a later one waits durably in the store's schedule
+//! (see `scheduler.rs`); a synchronous one goes at once to the first matching webhook
+//! subscription, whose answer is the response. Units: `herald_core::queue`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::queue::QueueRequest;
+use herald_core::{now_millis, Data, Event, Problem, Topic};
+use herald_store::{AppendBatch, AppendOutcome, NewEvent, NewScheduled};
+use serde_json::{json, Value};
+
+use super::ingest::commit;
+use super::projects::require;
+use crate::error::{parse_json, ApiError, ApiResult};
+use crate::AppState;
+
+pub async fn enqueue(
+    State(app): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    require(&app, &project)?;
+    let limit = app.config.limits.max_body_bytes;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError(Problem::too_large(format!(
+            "the request body exceeds the limit of {limit} bytes"
+        )))
+    })?;
+    let request: QueueRequest = parse_json(&body, "queue-request")?;
+    let now = now_millis();
+    let queued = request.validate(now).map_err(|e| {
+        ApiError(Problem::bad_request(
+            "invalid-queue-request",
+            format!("{}: {}", e.field, e.message),
+        ))
+    })?;
+
+    let id = queued
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("evt_{}", uuid::Uuid::now_v7().simple()));
+    let mut event = Event::new(id, format!("/v1/api/{project}/eventing/queue"), queued.ty);
+    event.time = chrono::DateTime::from_timestamp_millis(queued.due_at)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    if let Some(data) = queued.data {
+        event.datacontenttype = Some("application/json".into());
+        event.data = Some(Data::Json(data));
+    }
+    event.validate(&app.config.limits)?;
+
+    if queued.synchronous {
+        return synchronous(&app, &project, event).await;
+    }
+    if queued.due_at > now {
+        app.store
+            .schedule(NewScheduled {
+                project,
+                topic: String::new(),
+                due_at: queued.due_at,
+                body: event.to_json_bytes(),
+            })
+            .await?;
+        app.scheduled.notify_one();
+        let body = json!({"id": event.id, "status": "scheduled", "due": event.time});
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+    }
+    let deliveries = app.registry.route(&project, &Topic::root(), &event);
+    let outcome = append(&app, &project, &event, deliveries, now).await?;
+    let body = json!({
+        "id": event.id,
+        "status": if matches!(outcome, AppendOutcome::Duplicate { .. }) { "duplicate" } else { "queued" },
+        "seq": seq_of(outcome),
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+fn seq_of(o: AppendOutcome) -> i64 {
+    match o {
+        AppendOutcome::Stored { seq } | AppendOutcome::Duplicate { seq } => seq,
+    }
+}
+
+async fn append(
+    app: &Arc<AppState>,
+    project: &str,
+    event: &Event,
+    deliveries: Vec<String>,
+    now: i64,
+) -> ApiResult<AppendOutcome> {
+    let batch = AppendBatch {
+        project: project.to_string(),
+        dedup_window_ms: app.config.dedup_window.as_millis() as i64,
+        events: vec![NewEvent {
+            id: event.id.clone(),
+            source: event.source.clone(),
+            ty: event.ty.clone(),
+            topic: String::new(),
+            received_at: now,
+            body: event.to_json_bytes(),
+            deliveries,
+        }],
+    };
+    let outcomes = commit(app, batch, now).await?;
+    outcomes
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError(Problem::internal("the store returned no outcome")))
+}
+
+/// Deliver at once to the first matching active subscription (by id) and answer with
+/// its webhook's status and body. The event is logged, and any other matching
+/// subscriptions get it through the queue as usual.
+async fn synchronous(app: &Arc<AppState>, project: &str, event: Event) -> ApiResult<Response> {
+    let now = now_millis();
+    let mut matching: Vec<_> = app
+        .registry
+        .route(project, &Topic::root(), &event)
+        .into_iter()
+        .filter_map(|id| app.registry.get(project, &id))
+        .filter(|e| e.sub.is_active())
+        .collect();
+    matching.sort_by(|a, b| a.sub.id.cmp(&b.sub.id));
+    let Some(answering) = matching.first().cloned() else {
+        return Err(ApiError(Problem::not_found(
+            "subscription",
+            format!(
+                "no active subscription of project '{project}' matches an event of type '{}'; nothing was stored",
+                event.ty
+            ),
+        )));
+    };
+    let others = matching[1..].iter().map(|e| e.sub.id.clone()).collect();
+    if let AppendOutcome::Duplicate { .. } = append(app, project, &event, others, now).await? {
+        return Err(ApiError(Problem::conflict(
+            "duplicate-event",
+            format!(
+                "an event with id '{}' was already queued; it is not delivered again",
+                event.id
+            ),
+        )));
+    }
+    let report = app
+        .engine
+        .deliver_now(
+            &answering,
+            event,
+            app.config.queue.sync_timeout,
+            app.config.limits.max_body_bytes,
+        )
+        .await;
+    let Some(status) = report.status else {
+        let error = report.error.unwrap_or_default();
+        let problem = if error.starts_with("timed out") {
+            Problem::new(
+                504,
+                "webhook-timeout",
+                "Webhook timeout",
+                format!(
+                    "the webhook of subscription '{}' did not answer within {:?}",
+                    answering.sub.id,
+                    app.config
+                        .queue
+                        .sync_timeout
+                        .min(answering.sub.delivery.timeout)
+                ),
+            )
+        } else {
+            Problem::new(
+                502,
+                "webhook-failed",
+                "Webhook failed",
+                format!(
+                    "the webhook of subscription '{}' could not be reached: {error}",
+                    answering.sub.id
+                ),
+            )
+        };
+        return Err(ApiError(problem));
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let text = report.response_body.unwrap_or_default();
+    let mut response = match serde_json::from_str::<Value>(&text) {
+        // Space Cloud's webhooks answer `{"response": ...}` for the synchronous caller.
+        Ok(Value::Object(mut o)) if o.contains_key("response") => {
+            let result = o.remove("response").unwrap_or(Value::Null);
+            (status, Json(json!({ "result": result }))).into_response()
+        }
+        Ok(v) => (status, Json(json!({ "result": v }))).into_response(),
+        Err(_) => (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&answering.sub.id) {
+        response.headers_mut().insert("herald-subscription", v);
+    }
+    Ok(response)
+}
