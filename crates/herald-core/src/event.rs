@@ -106,6 +106,17 @@ impl serde::Serialize for JsonFormat<'_> {
 }
 
 /// True when a media type says the body is JSON (`application/json`, `*/*+json`, `text/json`).
+/// Context attributes that are strings whatever the event (never an Integer or Boolean).
+pub const STRING_ATTRIBUTES: [&str; 7] = [
+    "id",
+    "source",
+    "specversion",
+    "type",
+    "subject",
+    "datacontenttype",
+    "dataschema",
+];
+
 pub fn is_json_media_type(ct: &str) -> bool {
     let essence = ct
         .split(';')

@@ -12,6 +12,7 @@ pub mod signing;
 pub mod source;
 pub mod subscription;
 pub mod topic;
+pub mod trigger;
 
 pub use event::{Data, Event, ExtValue};
 pub use limits::Limits;

@@ -157,6 +157,10 @@ pub struct DeliveryPolicy {
     /// Where exhausted deliveries are sent (an HTTP URL), besides the dead-letter list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter_sink: Option<String>,
+    /// When a delivery is exhausted, publish an event of this type into the project
+    /// carrying the original (Space Cloud's `dlq_<trigger>` events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_event: Option<String>,
 }
 
 impl Default for DeliveryPolicy {
@@ -167,6 +171,7 @@ impl Default for DeliveryPolicy {
             max_in_flight: 64,
             disable_after_failures: 20,
             dead_letter_sink: None,
+            dead_letter_event: None,
         }
     }
 }
@@ -312,6 +317,14 @@ impl Subscription {
                 ));
             }
             _ => {}
+        }
+        if let Some(ty) = &self.delivery.dead_letter_event {
+            if ty.trim().is_empty() || ty.len() > 256 {
+                return Err(bad(
+                    "delivery.dead_letter_event",
+                    "an event type of 1-256 bytes".into(),
+                ));
+            }
         }
         if let Some(dl) = &self.delivery.dead_letter_sink {
             validate_http_url(dl).map_err(|why| bad("delivery.dead_letter_sink", why))?;

@@ -407,6 +407,19 @@ impl Engine {
                 }
             }
         };
+        if let (Next::Dead { .. }, Target::Sink, Some(ty)) =
+            (&next, d.target, &sub.delivery.dead_letter_event)
+        {
+            let announcement =
+                dead_letter_event(ty, sub, &entry.project, d.delivery_id, &out.event);
+            self.publish(
+                &entry.project,
+                &Topic::root(),
+                announcement,
+                DEAD_LETTER_DEDUP_MS,
+            )
+            .await;
+        }
         if d.target == Target::Sink {
             if report.outcome == Outcome::Delivered {
                 Registry::record_success(entry);
@@ -524,16 +537,18 @@ impl Engine {
             &entry.project,
             &Topic::parse(SYSTEM_TOPIC).expect("valid topic"),
             announcement,
+            0,
         )
         .await;
     }
 
-    /// Append an event Herald itself raises, routed like any other.
-    async fn publish(&self, project: &str, topic: &Topic, event: Event) {
+    /// Append an event Herald itself raises, routed like any other. With a deterministic
+    /// id, `dedup_window_ms` makes raising it again (after a crash) a no-op.
+    async fn publish(&self, project: &str, topic: &Topic, event: Event, dedup_window_ms: i64) {
         let deliveries = self.registry.route(project, topic, &event);
         let batch = AppendBatch {
             project: project.to_string(),
-            dedup_window_ms: 0,
+            dedup_window_ms,
             events: vec![NewEvent {
                 id: event.id.clone(),
                 source: event.source.clone(),
@@ -612,6 +627,47 @@ fn disabled_event(
     e.datacontenttype = Some("application/json".into());
     e.data = Some(Data::Json(serde_json::json!({
         "id": sub.id, "owner": sub.owner, "sink": sub.sink, "reason": reason, "since": since,
+    })));
+    e
+}
+
+/// How long a dead-letter event's id stays a dedup key: an attempt that dies again after
+/// a crash (its outcome was not yet recorded) does not announce it twice.
+const DEAD_LETTER_DEDUP_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// The event announcing an exhausted delivery, in Space Cloud's `dlq_<trigger>` shape:
+/// `{event_id, event_type, event_payload, event_timestamp, event_name}`.
+fn dead_letter_event(
+    ty: &str,
+    sub: &herald_core::subscription::Subscription,
+    project: &str,
+    delivery_id: i64,
+    original: &Event,
+) -> Event {
+    let mut e = Event::new(
+        format!("dlq-{project}-{delivery_id}"),
+        "herald/dead-letters",
+        ty,
+    );
+    e.subject = Some(sub.id.clone());
+    e.time = chrono::DateTime::from_timestamp_millis(now_millis())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let payload = match &original.data {
+        Some(Data::Json(v)) => v.clone(),
+        Some(Data::Text(t)) => serde_json::Value::String(t.clone()),
+        Some(Data::Binary(b)) => serde_json::Value::String(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            b,
+        )),
+        None => serde_json::Value::Null,
+    };
+    e.datacontenttype = Some("application/json".into());
+    e.data = Some(Data::Json(serde_json::json!({
+        "event_id": original.id,
+        "event_type": original.ty,
+        "event_payload": payload,
+        "event_timestamp": original.time,
+        "event_name": sub.id,
     })));
     e
 }

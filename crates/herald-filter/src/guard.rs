@@ -69,20 +69,10 @@ pub enum Probed<'a> {
     Number(f64),
 }
 
-/// Context attributes that are strings whatever the event: CESQL and FEEL compare them as
-/// text exactly as the spec dialects do, so their guards can share one index.
-const STRING_ATTRIBUTES: [&str; 7] = [
-    "id",
-    "source",
-    "specversion",
-    "type",
-    "subject",
-    "datacontenttype",
-    "dataschema",
-];
-
+/// Attributes CESQL and FEEL compare as text exactly as the spec dialects do, so their
+/// guards can share one index.
 pub(crate) fn is_string_attribute(name: &str) -> bool {
-    STRING_ATTRIBUTES.contains(&name)
+    herald_core::event::STRING_ATTRIBUTES.contains(&name)
 }
 
 impl Probe {

@@ -22,6 +22,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub webhook: WebhookIngestConfig,
     pub queue: QueueConfig,
+    pub triggers: TriggersConfig,
 }
 
 impl Default for Config {
@@ -35,6 +36,24 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             webhook: WebhookIngestConfig::default(),
             queue: QueueConfig::default(),
+            triggers: TriggersConfig::default(),
+        }
+    }
+}
+
+/// Event triggers in Space Cloud's shape (`/v1/config/projects/{project}/eventing/triggers`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TriggersConfig {
+    /// The fixed wait between a trigger's attempts (Space Cloud waits 5 s).
+    #[serde(with = "duration_str")]
+    pub retry_delay: Duration,
+}
+
+impl Default for TriggersConfig {
+    fn default() -> Self {
+        TriggersConfig {
+            retry_delay: Duration::from_secs(5),
         }
     }
 }

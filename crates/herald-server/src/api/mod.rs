@@ -5,6 +5,7 @@ mod projects;
 mod queue;
 mod sources;
 mod subscriptions;
+mod triggers;
 
 use std::sync::Arc;
 
@@ -32,6 +33,16 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(sources::delete),
         )
         .route("/v1/api/{project}/eventing/queue", post(queue::enqueue))
+        .route(
+            "/v1/config/projects/{project}/eventing/triggers",
+            get(triggers::list),
+        )
+        .route(
+            "/v1/config/projects/{project}/eventing/triggers/{id}",
+            get(triggers::get)
+                .put(triggers::put)
+                .delete(triggers::delete),
+        )
         .route("/v1/api", get(projects::list))
         .route("/v1/api/{project}", get(projects::get).put(projects::put))
         .route(

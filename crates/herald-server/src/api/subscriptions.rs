@@ -37,7 +37,7 @@ fn view(sub: &Subscription) -> Value {
     v
 }
 
-fn compile(sub: &Subscription) -> ApiResult<Filter> {
+pub(super) fn compile(sub: &Subscription) -> ApiResult<Filter> {
     herald_filter::compile(&sub.filters)
         .map_err(|e| ApiError(Problem::bad_request("invalid-filter", e.to_string())))
 }
@@ -54,7 +54,7 @@ fn find(app: &AppState, project: &str, id: &str) -> ApiResult<Arc<Entry>> {
 
 /// The subscription, read again once its edit lock is held (see `Runtime::edit`), so
 /// that the caller modifies the latest copy and no concurrent edit is lost.
-async fn find_for_edit(
+pub(super) async fn find_for_edit(
     app: &AppState,
     project: &str,
     id: &str,
@@ -65,7 +65,7 @@ async fn find_for_edit(
 }
 
 /// Create a subscription (new id) and register it.
-async fn save_new(
+pub(super) async fn save_new(
     app: &AppState,
     project: &str,
     sub: Subscription,
@@ -80,7 +80,7 @@ async fn save_new(
 }
 
 /// Replace an existing subscription; 404 if it was deleted meanwhile (never re-created).
-async fn save(
+pub(super) async fn save(
     app: &AppState,
     project: &str,
     sub: Subscription,
