@@ -23,6 +23,8 @@ pub struct Config {
     pub webhook: WebhookIngestConfig,
     pub queue: QueueConfig,
     pub triggers: TriggersConfig,
+    /// Callers that authenticate with a bearer token (see auth.rs).
+    pub users: Vec<crate::auth::UserConfig>,
 }
 
 impl Default for Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             webhook: WebhookIngestConfig::default(),
             queue: QueueConfig::default(),
             triggers: TriggersConfig::default(),
+            users: Vec::new(),
         }
     }
 }
@@ -55,6 +58,26 @@ impl Default for TriggersConfig {
         TriggersConfig {
             retry_delay: Duration::from_secs(5),
         }
+    }
+}
+
+impl Config {
+    /// What serde cannot check: user names and tokens.
+    pub fn check(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        let mut tokens = std::collections::HashSet::new();
+        for u in &self.users {
+            if u.name.trim().is_empty() || !names.insert(&u.name) {
+                return Err(format!("users: the name '{}' is empty or repeated", u.name));
+            }
+            if u.token.len() < 16 || !tokens.insert(&u.token) {
+                return Err(format!(
+                    "users: the token of '{}' is shorter than 16 characters or repeated",
+                    u.name
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! subscriptions and their delivery records, wired to the store and the delivery engine.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -20,6 +21,7 @@ pub use state::AppState;
 
 /// Open the store, load subscriptions, start delivery, and build the app state.
 pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
+    config.check().map_err(anyhow_like::Error)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
     let registry = Arc::new(Registry::new());
     for stored in store.load_subscriptions().await? {
@@ -78,7 +80,9 @@ pub async fn serve(
         .map_err(|e| anyhow_like::Error(e.to_string()))?;
     println!("herald listening on http://{addr}");
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "herald is serving");
-    axum::serve(listener, api::router(state))
+    // The peer address reaches handlers, for the `ip` of events sent by a person.
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| anyhow_like::Error(e.to_string()))

@@ -15,6 +15,7 @@ use herald_store::{AppendBatch, AppendOutcome, NewEvent};
 use serde_json::json;
 
 use super::projects::require;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::METRICS;
 use crate::AppState;
@@ -22,19 +23,21 @@ use crate::AppState;
 pub async fn root(
     State(app): State<Arc<AppState>>,
     Path(project): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    counted(ingest(app, project, Topic::root(), headers, body).await)
+    counted(ingest(app, project, Topic::root(), &caller, headers, body).await)
 }
 
 pub async fn topic(
     State(app): State<Arc<AppState>>,
     Path((project, path)): Path<(String, String)>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    counted(async { ingest(app, project, topic_of(&path)?, headers, body).await }.await)
+    counted(async { ingest(app, project, topic_of(&path)?, &caller, headers, body).await }.await)
 }
 
 /// Count every problem ingest answers, by its status.
@@ -62,6 +65,7 @@ async fn ingest(
     app: Arc<AppState>,
     project: String,
     topic: Topic,
+    caller: &Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -88,8 +92,9 @@ async fn ingest(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_bytes()))
         .collect();
-    let (_, events) = decode_request(&pairs, &body, &app.config.limits)?;
+    let (_, mut events) = decode_request(&pairs, &body, &app.config.limits)?;
     check_signatures(&app, &project, &headers, &body, &events)?;
+    caller.stamp(&mut events);
 
     let received_at = now_millis();
     let topic_path = topic.as_path();
@@ -206,15 +211,17 @@ fn check_signatures(
 pub async fn signal(
     State(app): State<Arc<AppState>>,
     Path(source): Path<String>,
+    caller: Caller,
     mut headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    counted(signal_inner(app, source, &mut headers, body).await)
+    counted(signal_inner(app, source, &caller, &mut headers, body).await)
 }
 
 async fn signal_inner(
     app: Arc<AppState>,
     source: String,
+    caller: &Caller,
     headers: &mut HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -263,6 +270,7 @@ async fn signal_inner(
         app,
         PROJECT.to_string(),
         Topic::root(),
+        caller,
         headers.clone(),
         body,
     )

@@ -18,12 +18,14 @@ use serde_json::{json, Value};
 
 use super::ingest::commit;
 use super::projects::require;
+use crate::auth::Caller;
 use crate::error::{parse_json, ApiError, ApiResult};
 use crate::AppState;
 
 pub async fn enqueue(
     State(app): State<Arc<AppState>>,
     Path(project): Path<String>,
+    caller: Caller,
     body: Body,
 ) -> ApiResult<Response> {
     require(&app, &project)?;
@@ -53,6 +55,7 @@ pub async fn enqueue(
         event.datacontenttype = Some("application/json".into());
         event.data = Some(Data::Json(data));
     }
+    caller.stamp(std::slice::from_mut(&mut event));
     event.validate(&app.config.limits)?;
 
     if queued.synchronous {

@@ -1,0 +1,195 @@
+//! Who is calling. People and services authenticate with `Authorization: Bearer <token>`
+//! against the `[[users]]` of the configuration; requests without the header are
+//! anonymous. Ingest stamps events sent by a person with the `user` and `ip` extension
+//! attributes, and emitters record their owner from here.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use herald_core::{Event, ExtValue, Problem};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// One caller Herald knows, from `[[users]]` in the configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// The bearer token (at least 16 characters).
+    pub token: String,
+    /// Admins may read and change every emitter, not only their own.
+    #[serde(default)]
+    pub admin: bool,
+    /// A service account rather than a person: its events are not stamped with `user`.
+    #[serde(default)]
+    pub service: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub admin: bool,
+    pub person: bool,
+}
+
+/// The caller of a request: who (when authenticated) and from where.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub identity: Option<Identity>,
+    pub ip: Option<IpAddr>,
+}
+
+impl Caller {
+    /// Stamp events sent by a person with `user` and `ip`; Herald's values replace any
+    /// the client put there, so they can be trusted on authenticated requests.
+    pub fn stamp(&self, events: &mut [Event]) {
+        let Some(who) = self.identity.as_ref().filter(|i| i.person) else {
+            return;
+        };
+        for e in events {
+            e.extensions
+                .insert("user".into(), ExtValue::String(who.name.clone()));
+            match self.ip {
+                Some(ip) => {
+                    e.extensions
+                        .insert("ip".into(), ExtValue::String(ip.to_string()));
+                }
+                None => {
+                    e.extensions.remove("ip");
+                }
+            }
+        }
+    }
+
+    /// The identity, or 401 for an anonymous request.
+    pub fn require(&self) -> Result<&Identity, ApiError> {
+        self.identity.as_ref().ok_or_else(|| {
+            ApiError(Problem::new(
+                401,
+                "unauthenticated",
+                "Unauthenticated",
+                "this endpoint needs Authorization: Bearer <token> of a configured user",
+            ))
+        })
+    }
+}
+
+/// The user whose token this is; every user is compared, in constant time.
+pub fn user_for_token<'a>(users: &'a [UserConfig], token: &str) -> Option<&'a UserConfig> {
+    let mut found = None;
+    for u in users {
+        if bool::from(u.token.as_bytes().ct_eq(token.as_bytes())) {
+            found = Some(u);
+        }
+    }
+    found
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip());
+        let Some(header) = parts.headers.get("authorization") else {
+            return Ok(Caller { identity: None, ip });
+        };
+        let unauthorized = |detail: &str| {
+            ApiError(Problem::new(
+                401,
+                "unauthenticated",
+                "Unauthenticated",
+                detail,
+            ))
+        };
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+        let user = user_for_token(&app.config.users, token.trim())
+            .ok_or_else(|| unauthorized("the bearer token is not one of a configured user"))?;
+        Ok(Caller {
+            identity: Some(Identity {
+                name: user.name.clone(),
+                admin: user.admin,
+                person: !user.service,
+            }),
+            ip,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_only_events_sent_by_a_person() {
+        let person = Caller {
+            identity: Some(Identity {
+                name: "alice".into(),
+                admin: false,
+                person: true,
+            }),
+            ip: Some("10.0.0.7".parse().unwrap()),
+        };
+        let mut events = vec![Event::new("1", "/s", "t")];
+        events[0]
+            .extensions
+            .insert("user".into(), ExtValue::String("mallory".into()));
+        person.stamp(&mut events);
+        assert_eq!(
+            events[0].extensions.get("user"),
+            Some(&ExtValue::String("alice".into()))
+        );
+        assert_eq!(
+            events[0].extensions.get("ip"),
+            Some(&ExtValue::String("10.0.0.7".into()))
+        );
+
+        let mut service = person.clone();
+        service.identity.as_mut().unwrap().person = false;
+        let mut events = vec![Event::new("1", "/s", "t")];
+        service.stamp(&mut events);
+        Caller::default().stamp(&mut events);
+        assert!(events[0].extensions.is_empty());
+    }
+
+    #[test]
+    fn finds_the_user_of_a_token() {
+        let users = vec![
+            UserConfig {
+                name: "a".into(),
+                token: "token-aaaaaaaaaaaa".into(),
+                admin: false,
+                service: false,
+            },
+            UserConfig {
+                name: "b".into(),
+                token: "token-bbbbbbbbbbbb".into(),
+                admin: true,
+                service: false,
+            },
+        ];
+        assert_eq!(
+            user_for_token(&users, "token-bbbbbbbbbbbb").unwrap().name,
+            "b"
+        );
+        assert!(user_for_token(&users, "token-bbbbbbbbbbb").is_none());
+        assert!(user_for_token(&users, "").is_none());
+    }
+}
