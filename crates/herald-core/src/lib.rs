@@ -3,6 +3,7 @@
 //! Standard Webhooks signing and problem+json errors. Nothing here does I/O.
 
 pub mod binding;
+pub mod emitter;
 pub mod event;
 pub mod limits;
 pub mod problem;

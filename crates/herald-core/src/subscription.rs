@@ -290,7 +290,23 @@ impl Subscription {
         let bad = |field: &str, why: String| {
             Problem::bad_request("invalid-subscription", format!("{field}: {why}"))
         };
-        if self.protocol != "HTTP" {
+        // The local sink kinds exist only as emitters, whose definition says how.
+        let local = [
+            crate::emitter::AUDIT,
+            crate::emitter::FILE,
+            crate::emitter::CONSOLE,
+        ];
+        if local.contains(&self.protocol.as_str()) {
+            if !self.config.contains_key(crate::emitter::CONFIG_KEY) {
+                return Err(bad(
+                    "protocol",
+                    format!(
+                        "'{}' sinks are created through the emitters API",
+                        self.protocol
+                    ),
+                ));
+            }
+        } else if self.protocol != "HTTP" {
             return Err(bad(
                 "protocol",
                 format!(
@@ -298,8 +314,9 @@ impl Subscription {
                     self.protocol
                 ),
             ));
+        } else {
+            validate_http_url(&self.sink).map_err(|why| bad("sink", why))?;
         }
-        validate_http_url(&self.sink).map_err(|why| bad("sink", why))?;
         match &self.sinkcredential {
             Some(SinkCredential::Oauth2 { accesstokenurl, .. }) => {
                 validate_http_url(accesstokenurl)

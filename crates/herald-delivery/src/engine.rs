@@ -19,7 +19,7 @@ use herald_store::{
 use rand::Rng;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::registry::{Entry, Handshake, Registry};
+use crate::registry::{Delivery, Entry, Handshake, Registry};
 use crate::sinks::webhook::{handshake, WebhookConfig, WebhookSink};
 use crate::sinks::{AttemptReport, Outbound, Sink};
 
@@ -378,14 +378,31 @@ impl Engine {
             }
         }
 
+        let mut event = event;
+        if d.target == Target::Sink {
+            if let Some(source) = &entry.render.source {
+                event.source = source.clone();
+            }
+            if let Some(subject) = &entry.render.subject {
+                event.subject = Some(subject.clone());
+            }
+        }
         let out = Outbound {
             event,
             msg_id: format!("msg_{}", d.seq),
             timestamp: now / 1000,
         };
-        let report = WebhookSink::new(self.client.clone(), cfg, Some(entry.runtime.oauth.clone()))
-            .deliver(&out)
-            .await;
+        let report = match (&entry.delivery, d.target) {
+            (Delivery::Local(sink), Target::Sink) => sink.deliver(&out).await,
+            (Delivery::Audit { pretty }, Target::Sink) => {
+                self.keep_audit(entry, &out.event, *pretty, now).await
+            }
+            _ => {
+                WebhookSink::new(self.client.clone(), cfg, Some(entry.runtime.oauth.clone()))
+                    .deliver(&out)
+                    .await
+            }
+        };
         let dead = Next::Dead {
             dead_letter_sink: d.target == Target::Sink && sub.delivery.dead_letter_sink.is_some(),
         };
@@ -436,6 +453,36 @@ impl Engine {
             }
         }
         update(Some(record(&report)), next, report.error)
+    }
+
+    /// An Audit emitter's "delivery": the event kept in the store for its owner to pull.
+    async fn keep_audit(
+        &self,
+        entry: &Entry,
+        event: &Event,
+        pretty: bool,
+        now: i64,
+    ) -> AttemptReport {
+        let started = std::time::Instant::now();
+        let opts = crate::sinks::render::RenderOptions {
+            pretty_print: pretty,
+            ..Default::default()
+        };
+        let body = crate::sinks::render::render(event, &opts);
+        let result = self
+            .store
+            .append_audit(&entry.project, &entry.sub.id, now, body)
+            .await;
+        AttemptReport {
+            status: None,
+            outcome: match result {
+                Ok(()) => Outcome::Delivered,
+                Err(_) => Outcome::Retryable { retry_after: None },
+            },
+            latency_ms: started.elapsed().as_millis() as i64,
+            error: result.err().map(|e| format!("audit log: {e}")),
+            response_body: None,
+        }
     }
 
     /// `None` when the sink may receive events; otherwise when to look again (and the

@@ -13,7 +13,13 @@ use herald_core::{Event, Topic};
 use herald_filter::guard::{self, Guard, Probe, Probed, Test};
 use herald_filter::{EventView, Filter};
 
+use herald_core::emitter::{EmitterDefinition, EmitterSink, Render};
+
+use crate::sinks::console::{ConsoleSink, ConsoleSinkConfig};
+use crate::sinks::file::{FileSink, FileSinkConfig};
+use crate::sinks::render::RenderOptions;
 use crate::sinks::webhook::WebhookConfig;
+use crate::sinks::Sink;
 
 /// Whether a sink passed the CloudEvents webhook validation handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,76 @@ pub struct Runtime {
     pub oauth: Arc<crate::sinks::webhook::TokenCache>,
 }
 
+/// How an entry's events leave: its webhook, or the local sink of an emitter.
+pub enum Delivery {
+    Webhook,
+    /// File or Console: writes on this server.
+    Local(Arc<dyn Sink>),
+    /// Kept in the store for the emitter's owner to pull.
+    Audit {
+        pretty: bool,
+    },
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Delivery::Webhook => f.write_str("Webhook"),
+            Delivery::Local(_) => f.write_str("Local"),
+            Delivery::Audit { pretty } => write!(f, "Audit {{ pretty: {pretty} }}"),
+        }
+    }
+}
+
+/// The sink kind of a subscription, from its emitter definition when it has one, and
+/// the `source`/`subject` a Webhook emitter puts on its events.
+fn delivery_of(sub: &Subscription) -> (Delivery, Render) {
+    let render_options = |r: &Render| RenderOptions {
+        pretty_print: r.pretty_print,
+        source: r.source.clone(),
+        subject: r.subject.clone(),
+    };
+    match EmitterDefinition::of(sub).and_then(|d| d.sink().ok()) {
+        Some(EmitterSink::Webhook { render, .. }) => (Delivery::Webhook, render),
+        Some(EmitterSink::Audit { pretty_print }) => (
+            Delivery::Audit {
+                pretty: pretty_print,
+            },
+            Render::default(),
+        ),
+        Some(EmitterSink::File {
+            path,
+            rolling,
+            render,
+        }) => (
+            Delivery::Local(Arc::new(FileSink::new(FileSinkConfig {
+                path: path.into(),
+                rolling,
+                render: render_options(&render),
+            }))),
+            Render::default(),
+        ),
+        Some(EmitterSink::Console {
+            output,
+            log_prefix,
+            level,
+            render,
+        }) => {
+            let named = |s: &str| serde_json::Value::String(s.to_string());
+            (
+                Delivery::Local(Arc::new(ConsoleSink::new(ConsoleSinkConfig {
+                    output: serde_json::from_value(named(&output)).unwrap_or_default(),
+                    log_prefix,
+                    level: serde_json::from_value(named(&level)).unwrap_or_default(),
+                    render: render_options(&render),
+                }))),
+                Render::default(),
+            )
+        }
+        None => (Delivery::Webhook, Render::default()),
+    }
+}
+
 /// A compiled subscription.
 #[derive(Debug)]
 pub struct Entry {
@@ -48,6 +124,9 @@ pub struct Entry {
     pub filter: Filter,
     /// The sink's request settings, derived once per edit rather than per attempt.
     pub webhook: Arc<WebhookConfig>,
+    pub delivery: Delivery,
+    /// Constant `source`/`subject` put on delivered events (Webhook emitters).
+    pub render: Render,
     pub runtime: Arc<Runtime>,
     /// Where the routing index files it, derived once per edit.
     slots: Vec<Slot>,
@@ -384,9 +463,14 @@ impl Registry {
             }),
         };
         let (slots, checks) = placement(&sub, &filter);
+        let (delivery, render) = delivery_of(&sub);
+        let mut webhook = WebhookConfig::for_sink(&sub);
+        webhook.pretty = render.pretty_print;
         let entry = Arc::new(Entry {
             project: project.to_string(),
-            webhook: Arc::new(WebhookConfig::for_sink(&sub)),
+            webhook: Arc::new(webhook),
+            delivery,
+            render,
             slots,
             checks,
             sub,

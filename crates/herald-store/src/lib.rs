@@ -37,7 +37,7 @@ pub trait Store: Send + Sync + 'static {
     /// Replace an existing subscription; false (and nothing written) when it is gone, so
     /// an edit racing a delete cannot bring the subscription back.
     async fn update_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<bool>;
-    /// Delete a subscription with its backlog, dead letters and attempts.
+    /// Delete a subscription with its backlog, dead letters, attempts and audit log.
     async fn delete_subscription(&self, project: &str, id: &str) -> Result<bool>;
     async fn load_subscriptions(&self) -> Result<Vec<StoredSubscription>>;
 
@@ -112,6 +112,25 @@ pub trait Store: Send + Sync + 'static {
     /// firing time) and forget their schedule, in one transaction. A schedule id that is
     /// already gone (fired elsewhere) appends nothing; returns how many were appended.
     async fn fire_scheduled(&self, project: &str, fired: Vec<(i64, NewEvent)>) -> Result<usize>;
+
+    /// Keep an event in an Audit emitter's log, stamped `at`.
+    async fn append_audit(
+        &self,
+        project: &str,
+        emitter: &str,
+        at: i64,
+        body: Vec<u8>,
+    ) -> Result<()>;
+    /// An Audit emitter's log from `start` (included) to `end` (excluded), oldest first,
+    /// at most `limit` entries: `(at, body)`.
+    async fn read_audit(
+        &self,
+        project: &str,
+        emitter: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<u8>)>>;
 
     /// Drop attempts beyond the newest `attempts_keep` per subscription, and events
     /// received before `events_before` that no delivery needs any more. Events are also

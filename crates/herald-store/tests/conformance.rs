@@ -48,6 +48,7 @@ conformance! {
     update_never_recreates_a_deleted_subscription,
     sources_round_trip,
     scheduled_events_fire_once_in_due_order,
+    audit_log_reads_by_range,
     complete_delivered_removes,
     complete_retry_at,
     complete_dead_lists_dead_letter,

@@ -2,6 +2,9 @@
 //! (one attempt, one [`AttemptReport`]); retries, dead letters and disabling are the
 //! engine's job, so a sink stays a small adapter over its protocol. One folder per kind.
 
+pub mod console;
+pub mod file;
+pub mod render;
 pub mod webhook;
 
 use futures::future::BoxFuture;

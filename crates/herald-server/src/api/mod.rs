@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource; this file is the route table.
 
+mod emitters;
 mod ingest;
 mod projects;
 mod queue;
@@ -43,6 +44,25 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(triggers::put)
                 .delete(triggers::delete),
         )
+        .route(
+            "/publicapi/emitters/definitions",
+            get(emitters::list).post(emitters::create),
+        )
+        .route(
+            "/publicapi/emitters/definitions/{id}",
+            get(emitters::get)
+                .put(emitters::replace)
+                .delete(emitters::delete),
+        )
+        .route(
+            "/publicapi/emitters/definitions/{id}/enable",
+            post(emitters::enable),
+        )
+        .route(
+            "/publicapi/emitters/definitions/{id}/disable",
+            post(emitters::disable),
+        )
+        .route("/publicapi/emitters/audit/{id}", get(emitters::audit))
         .route("/v1/api", get(projects::list))
         .route("/v1/api/{project}", get(projects::get).put(projects::put))
         .route(

@@ -37,6 +37,21 @@ fn view(sub: &Subscription) -> Value {
     v
 }
 
+/// The subscriptions API creates webhook subscriptions; the local sink kinds belong to
+/// the emitters API, which checks who may create them.
+fn http_only(sub: &Subscription) -> ApiResult<()> {
+    if sub.protocol == "HTTP" {
+        return Ok(());
+    }
+    Err(ApiError(Problem::bad_request(
+        "invalid-subscription",
+        format!(
+            "protocol: '{}' sinks are managed through /publicapi/emitters/definitions",
+            sub.protocol
+        ),
+    )))
+}
+
 pub(super) fn compile(sub: &Subscription) -> ApiResult<Filter> {
     herald_filter::compile(&sub.filters)
         .map_err(|e| ApiError(Problem::bad_request("invalid-filter", e.to_string())))
@@ -114,6 +129,7 @@ pub async fn create(
     sub.state = SubscriptionState::Active;
     sub.created_at = now_millis();
     sub.updated_at = sub.created_at;
+    http_only(&sub)?;
     sub.validate()?;
     let filter = compile(&sub)?;
     if sub.signing_secret.is_none() {
@@ -174,6 +190,7 @@ pub async fn replace(
     if sub.sinkcredential.is_none() {
         sub.sinkcredential = current.sub.sinkcredential.clone();
     }
+    http_only(&sub)?;
     sub.validate()?;
     let filter = compile(&sub)?;
     let entry = save(&app, &project, sub, filter).await?;
@@ -220,14 +237,7 @@ pub async fn enable(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<Json<Value>> {
-    let (entry, _editing) = find_for_edit(&app, &project, &id).await?;
-    let mut sub = entry.sub.clone();
-    sub.state = SubscriptionState::Active;
-    sub.updated_at = now_millis();
-    herald_delivery::Registry::record_success(&entry);
-    let entry = save(&app, &project, sub, entry.filter.clone()).await?;
-    app.store.make_due(&project, &id, now_millis()).await?;
-    app.engine.notify(&project, &id, now_millis());
+    let entry = set_enabled(&app, &project, &id, true).await?;
     Ok(Json(view(&entry.sub)))
 }
 
@@ -236,17 +246,37 @@ pub async fn disable(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<Json<Value>> {
-    let (entry, _editing) = find_for_edit(&app, &project, &id).await?;
+    let entry = set_enabled(&app, &project, &id, false).await?;
+    Ok(Json(view(&entry.sub)))
+}
+
+/// Enable (queued deliveries become due at once) or disable (events keep queuing).
+pub(super) async fn set_enabled(
+    app: &Arc<AppState>,
+    project: &str,
+    id: &str,
+    enabled: bool,
+) -> ApiResult<Arc<Entry>> {
+    let (entry, _editing) = find_for_edit(app, project, id).await?;
     let mut sub = entry.sub.clone();
-    if sub.is_active() {
+    let now = now_millis();
+    if enabled {
+        sub.state = SubscriptionState::Active;
+        sub.updated_at = now;
+        herald_delivery::Registry::record_success(&entry);
+    } else if sub.is_active() {
         sub.state = SubscriptionState::Disabled {
             reason: "disabled through the API".into(),
-            since: now_millis(),
+            since: now,
         };
-        sub.updated_at = now_millis();
+        sub.updated_at = now;
     }
-    let entry = save(&app, &project, sub, entry.filter.clone()).await?;
-    Ok(Json(view(&entry.sub)))
+    let entry = save(app, project, sub, entry.filter.clone()).await?;
+    if enabled {
+        app.store.make_due(project, id, now).await?;
+        app.engine.notify(project, id, now);
+    }
+    Ok(entry)
 }
 
 pub async fn secret(

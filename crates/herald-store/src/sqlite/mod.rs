@@ -233,6 +233,10 @@ impl Store for SqliteStore {
                     "DELETE FROM attempts WHERE project = ?1 AND subscription_id = ?2",
                     params![project, id],
                 )?;
+                c.execute(
+                    "DELETE FROM audit WHERE project = ?1 AND emitter = ?2",
+                    params![project, id],
+                )?;
                 Ok(n == 1)
             })
             .await
@@ -667,6 +671,47 @@ impl Store for SqliteStore {
                 append_in(c, &project, 0, due.into_iter()).map(|out| out.len())
             })
             .await
+    }
+
+    async fn append_audit(
+        &self,
+        project: &str,
+        emitter: &str,
+        at: i64,
+        body: Vec<u8>,
+    ) -> Result<()> {
+        let (project, emitter) = (project.to_string(), emitter.to_string());
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO audit(project, emitter, at, body) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![project, emitter, at, body])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn read_audit(
+        &self,
+        project: &str,
+        emitter: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        let (project, emitter) = (project.to_string(), emitter.to_string());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT at, body FROM audit WHERE project = ?1 AND emitter = ?2 AND at >= ?3 AND at < ?4
+                 ORDER BY at, id LIMIT ?5",
+            )?;
+            let rows = st.query_map(params![project, emitter, start, end, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect()
+        })
+        .await
     }
 
     async fn prune(&self, attempts_keep: usize, events_before: i64) -> Result<()> {

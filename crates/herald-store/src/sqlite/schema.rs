@@ -75,6 +75,15 @@ CREATE TABLE IF NOT EXISTS scheduled (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS scheduled_by_due ON scheduled(due_at);
+-- What Audit emitters kept, read back by time range by their owner.
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    emitter TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_emitter ON audit(project, emitter, at);
 "#;
 
 pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {

@@ -1687,3 +1687,39 @@ where
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].body, body_of("later", "/queue"));
 }
+
+/// An Audit emitter's log reads back by time range (start included, end excluded), per
+/// emitter, and goes with its subscription.
+pub async fn audit_log_reads_by_range(store: DynStore) {
+    put_sub(&store, "default", "a").await;
+    for (at, body) in [(100, "one"), (200, "two"), (300, "three")] {
+        store
+            .append_audit("default", "a", at, body.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    store
+        .append_audit("default", "other", 200, b"x".to_vec())
+        .await
+        .unwrap();
+    let read = |start, end, limit| {
+        let store = store.clone();
+        async move {
+            store
+                .read_audit("default", "a", start, end, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(at, b)| (at, String::from_utf8(b).unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        read(100, 300, 10).await,
+        vec![(100, "one".to_string()), (200, "two".to_string())]
+    );
+    assert_eq!(read(0, i64::MAX, 1).await, vec![(100, "one".to_string())]);
+    assert!(read(301, 400, 10).await.is_empty());
+    assert!(store.delete_subscription("default", "a").await.unwrap());
+    assert!(read(0, i64::MAX, 10).await.is_empty());
+}

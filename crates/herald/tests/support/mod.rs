@@ -27,6 +27,8 @@ handshake_retry = "300ms"
 pub struct Herald {
     child: Option<Child>,
     pub url: String,
+    /// Every line the server printed on stdout (Console emitters write there).
+    pub stdout: Arc<Mutex<Vec<String>>>,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -57,11 +59,14 @@ impl Herald {
             .expect("start herald");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("herald listening on ") {
                     let _ = tx.send(url.to_string());
                 }
+                kept.lock().unwrap().push(line);
             }
         });
         let url = rx
@@ -70,6 +75,7 @@ impl Herald {
         Herald {
             child: Some(child),
             url,
+            stdout: lines,
             dir: dir.to_path_buf(),
             _tmp: None,
         }

@@ -17,6 +17,8 @@ pub struct WebhookConfig {
     pub signing_key: Option<Vec<u8>>,
     pub timeout: Duration,
     pub non_retryable: Vec<u16>,
+    /// Structured bodies pretty-printed (a Webhook emitter's `prettyPrint`).
+    pub pretty: bool,
 }
 
 impl WebhookConfig {
@@ -31,6 +33,7 @@ impl WebhookConfig {
             signing_key: sub.signing_secret.as_deref().and_then(secret_key),
             timeout: sub.delivery.timeout,
             non_retryable: sub.delivery.retry.non_retryable_statuses.clone(),
+            pretty: false,
         }
     }
 

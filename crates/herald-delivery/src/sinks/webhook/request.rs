@@ -17,7 +17,7 @@ pub fn build_request(
     oauth_token: Option<&str>,
 ) -> HttpMessage {
     let mut msg = match cfg.mode {
-        ContentMode::Structured => encode_structured(&out.event, false),
+        ContentMode::Structured => encode_structured(&out.event, cfg.pretty),
         ContentMode::Binary => encode_binary(&out.event),
     };
     let mut headers: Vec<(String, String)> = cfg
@@ -96,6 +96,7 @@ mod tests {
             signing_key: secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
             timeout: Duration::from_secs(1),
             non_retryable: vec![],
+            pretty: false,
         }
     }
 
