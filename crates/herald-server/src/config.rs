@@ -25,6 +25,9 @@ pub struct Config {
     pub triggers: TriggersConfig,
     /// Callers that authenticate with a bearer token (see auth.rs).
     pub users: Vec<crate::auth::UserConfig>,
+    /// The system emitters folder (default `<data_dir>/system-emitters`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_emitters: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             triggers: TriggersConfig::default(),
             users: Vec::new(),
+            system_emitters: None,
         }
     }
 }

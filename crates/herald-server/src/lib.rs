@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 mod scheduler;
 mod state;
+pub mod system_emitters;
 
 use std::sync::Arc;
 
@@ -63,6 +64,9 @@ pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
     }
     tokio::spawn(state::maintenance(state.clone()));
     tokio::spawn(scheduler::run(state.clone()));
+    let mut watch = system_emitters::Watch::default();
+    system_emitters::sync(&state, &mut watch).await;
+    tokio::spawn(system_emitters::run(state.clone(), watch));
     Ok(state)
 }
 

@@ -23,6 +23,8 @@ pub struct AppState {
     projects: RwLock<HashSet<String>>,
     /// Woken when an event is scheduled, so the scheduler can fire an earlier one in time.
     pub scheduled: tokio::sync::Notify,
+    /// The system emitter files as last loaded.
+    system_emitters: RwLock<Vec<crate::system_emitters::FileStatus>>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             engine,
             projects: RwLock::new(projects.into_iter().collect()),
             scheduled: tokio::sync::Notify::new(),
+            system_emitters: RwLock::new(Vec::new()),
         }
     }
 
@@ -86,6 +89,28 @@ impl AppState {
             .unwrap_or_default();
         v.sort_by(|a, b| a.source.cmp(&b.source));
         v
+    }
+
+    pub fn set_system_emitters(&self, status: Vec<crate::system_emitters::FileStatus>) {
+        *self
+            .system_emitters
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = status;
+    }
+
+    pub fn system_emitters(&self) -> Vec<crate::system_emitters::FileStatus> {
+        self.system_emitters
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The load error of a system emitter file, as last reported.
+    pub fn system_emitter_error(&self, file: &str) -> Option<String> {
+        self.system_emitters()
+            .into_iter()
+            .find(|s| s.file == file)
+            .and_then(|s| s.error)
     }
 
     pub fn list_projects(&self) -> Vec<String> {

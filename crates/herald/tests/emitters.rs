@@ -409,3 +409,147 @@ async fn bad_definitions_are_refused_with_the_field() {
     .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn system_emitters_follow_their_folder_and_stay_out_of_reach_of_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("data").join("system-emitters");
+    std::fs::create_dir_all(&folder).unwrap();
+    let rx = Receiver::start().await;
+    let hook = |path: &str| {
+        json!({"type": "Webhook", "topics": [["service"]], "parameters": {"url": format!("{}/{path}", rx.url), "mode": "structured"}})
+            .to_string()
+    };
+    std::fs::write(folder.join("ops.json"), hook("ops")).unwrap();
+    std::fs::write(folder.join("broken.json"), "{\"type\": \"Webhook\", ").unwrap();
+    std::fs::write(
+        folder.join("owned.json"),
+        json!({"type": "Audit", "owner": "alice"}).to_string(),
+    )
+    .unwrap();
+    let h = Herald::start_in(dir.path(), &config());
+
+    // Loaded at start; the broken files are reported by name and the good one works.
+    let (_, status) = call(
+        reqwest::Method::GET,
+        &format!("{}/publicapi/emitters/system", h.url),
+        Some(BOB),
+        None,
+    )
+    .await;
+    let by_file = |v: &Value, f: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["file"] == f)
+            .cloned()
+            .unwrap()
+    };
+    assert!(by_file(&status, "ops.json")["error"].is_null(), "{status}");
+    assert!(by_file(&status, "broken.json")["error"]
+        .as_str()
+        .unwrap()
+        .contains("not an emitter definition"));
+    assert!(by_file(&status, "owned.json")["error"]
+        .as_str()
+        .unwrap()
+        .contains("owner"));
+    emit(&h, "service", "s1", "ServiceStarted", json!({})).await;
+    assert!(
+        wait_until(Duration::from_secs(5), || rx
+            .posts()
+            .iter()
+            .any(|r| r.path == "/ops"))
+        .await
+    );
+
+    // Visible to every user, with no owner; not changeable through either API.
+    let (status, got) = call(
+        reqwest::Method::GET,
+        &format!("{}/ops", definitions(&h)),
+        Some(BOB),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(got.get("owner").is_none(), "{got}");
+    for token in [BOB, ADMIN] {
+        let (status, _) = call(
+            reqwest::Method::DELETE,
+            &format!("{}/ops", definitions(&h)),
+            Some(token),
+            None,
+        )
+        .await;
+        assert_eq!(status, 403);
+        let (status, _) = call(
+            reqwest::Method::PUT,
+            &format!("{}/ops", definitions(&h)),
+            Some(token),
+            Some(json!({"type": "Audit"})),
+        )
+        .await;
+        assert_eq!(status, 403);
+    }
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        &h.api("default/subscriptions/ops"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Edited, added and removed files take effect while running.
+    std::fs::write(folder.join("ops.json"), hook("ops-v2")).unwrap();
+    std::fs::write(folder.join("broken.json"), hook("fixed")).unwrap();
+    std::fs::write(folder.join("owned.json"), "").unwrap();
+    std::fs::remove_file(folder.join("owned.json")).unwrap();
+    let mut delivered = false;
+    for i in 0..40 {
+        emit(
+            &h,
+            "service",
+            &format!("s2-{i}"),
+            "ServiceStarted",
+            json!({}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let posts = rx.posts();
+        if posts.iter().any(|r| r.path == "/ops-v2") && posts.iter().any(|r| r.path == "/fixed") {
+            delivered = true;
+            break;
+        }
+    }
+    assert!(delivered, "edited and repaired files were picked up");
+    let (_, status) = call(
+        reqwest::Method::GET,
+        &format!("{}/publicapi/emitters/system", h.url),
+        Some(BOB),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status.as_array().unwrap().len(),
+        2,
+        "the removed file is gone: {status}"
+    );
+    std::fs::remove_file(folder.join("ops.json")).unwrap();
+    let mut gone = false;
+    for _ in 0..40 {
+        let (status, _) = call(
+            reqwest::Method::GET,
+            &format!("{}/ops", definitions(&h)),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        if status == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "a removed file removes its emitter");
+}

@@ -244,6 +244,12 @@ async fn switch(
     Ok(Json(view(&entry.sub, &def)))
 }
 
+/// The system emitter files and whether each loaded (any authenticated caller).
+pub async fn system(State(app): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require()?;
+    Ok(Json(json!(app.system_emitters())))
+}
+
 #[derive(Deserialize)]
 pub struct AuditQuery {
     start: Option<String>,

@@ -63,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(emitters::disable),
         )
         .route("/publicapi/emitters/audit/{id}", get(emitters::audit))
+        .route("/publicapi/emitters/system", get(emitters::system))
         .route("/v1/api", get(projects::list))
         .route("/v1/api/{project}", get(projects::get).put(projects::put))
         .route(

@@ -37,6 +37,22 @@ fn view(sub: &Subscription) -> Value {
     v
 }
 
+/// System emitters are defined by their files only.
+fn not_system(entry: &Entry) -> ApiResult<()> {
+    if crate::system_emitters::is_system(&entry.sub) {
+        return Err(ApiError(Problem::new(
+            403,
+            "forbidden",
+            "Forbidden",
+            format!(
+                "'{}' is a system emitter: change or remove its file instead",
+                entry.sub.id
+            ),
+        )));
+    }
+    Ok(())
+}
+
 /// The subscriptions API creates webhook subscriptions; the local sink kinds belong to
 /// the emitters API, which checks who may create them.
 fn http_only(sub: &Subscription) -> ApiResult<()> {
@@ -178,6 +194,7 @@ pub async fn replace(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let (current, _editing) = find_for_edit(&app, &project, &id).await?;
+    not_system(&current)?;
     let mut sub = parse_replacement(&body)?;
     sub.id = id;
     sub.state = current.sub.state.clone();
@@ -201,7 +218,8 @@ pub async fn delete(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<StatusCode> {
-    let (_, _editing) = find_for_edit(&app, &project, &id).await?;
+    let (current, _editing) = find_for_edit(&app, &project, &id).await?;
+    not_system(&current)?;
     app.store.delete_subscription(&project, &id).await?;
     app.registry.remove(&project, &id);
     Ok(StatusCode::NO_CONTENT)

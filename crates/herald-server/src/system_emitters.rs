@@ -1,0 +1,169 @@
+//! System emitters: emitter definitions in JSON files of a folder
+//! (`<data-dir>/system-emitters/` unless configured), loaded at start and whenever a file
+//! is added, edited or removed. Each is identified by its file name (`everything.json` is
+//! emitter `everything`), has no owner, and cannot be changed through the API. A broken
+//! file is reported by name (log and `GET /publicapi/emitters/system`) and the others
+//! carry on. The folder is polled: no platform file-watching API is needed and a poll
+//! every second is cheap for a handful of files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::emitter::EmitterDefinition;
+use herald_core::now_millis;
+use herald_core::subscription::SubscriptionState;
+use herald_store::StoredSubscription;
+use serde::Serialize;
+
+use crate::AppState;
+
+/// The project system emitters live in (as the emitters API's).
+const PROJECT: &str = "default";
+/// The `config` key marking a subscription as a system emitter (value: its file name).
+pub const MARKER: &str = "herald.system-emitter";
+const POLL: Duration = Duration::from_secs(1);
+
+/// What became of one file, for operators.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileStatus {
+    pub file: String,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The folder's files by name, with their content as last seen.
+#[derive(Default)]
+pub struct Watch {
+    seen: BTreeMap<String, Vec<u8>>,
+}
+
+pub fn folder(app: &AppState) -> PathBuf {
+    app.config
+        .system_emitters
+        .clone()
+        .unwrap_or_else(|| app.config.data_dir.join("system-emitters"))
+}
+
+/// Whether a subscription is a system emitter.
+pub fn is_system(sub: &herald_core::subscription::Subscription) -> bool {
+    sub.config.contains_key(MARKER)
+}
+
+/// `*.json` files of the folder with their bytes (a missing folder has none).
+fn read_folder(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".json") || !entry.path().is_file() {
+            continue;
+        }
+        if let Ok(bytes) = std::fs::read(entry.path()) {
+            out.insert(name, bytes);
+        }
+    }
+    out
+}
+
+/// Bring the system emitters in line with the folder; returns the status of each file.
+pub async fn sync(app: &Arc<AppState>, watch: &mut Watch) -> Vec<FileStatus> {
+    let files = read_folder(&folder(app));
+    let mut status = Vec::new();
+    for (name, bytes) in &files {
+        let id = name.trim_end_matches(".json").to_string();
+        let unchanged = watch.seen.get(name) == Some(bytes);
+        let result = if unchanged {
+            app.system_emitter_error(name)
+        } else {
+            load(app, name, &id, bytes).await.err()
+        };
+        if let Some(e) = &result {
+            if !unchanged {
+                tracing::error!(file = %name, error = %e, "system emitter not loaded");
+            }
+        } else if !unchanged {
+            tracing::info!(file = %name, emitter = %id, "system emitter loaded");
+        }
+        status.push(FileStatus {
+            file: name.clone(),
+            id,
+            error: result,
+        });
+    }
+    // Files gone: their emitters go too.
+    for sub in app.registry.list(PROJECT) {
+        if let Some(file) = sub.sub.config.get(MARKER).and_then(|v| v.as_str()) {
+            if !files.contains_key(file) {
+                let _ = app.store.delete_subscription(PROJECT, &sub.sub.id).await;
+                app.registry.remove(PROJECT, &sub.sub.id);
+                tracing::info!(file = %file, "system emitter removed");
+            }
+        }
+    }
+    watch.seen = files;
+    app.set_system_emitters(status.clone());
+    status
+}
+
+async fn load(app: &AppState, name: &str, id: &str, bytes: &[u8]) -> Result<(), String> {
+    herald_core::trigger::validate_id(id).map_err(|_| {
+        "the file name must be 1-64 characters of A-Z a-z 0-9 _ - . before .json".to_string()
+    })?;
+    let mut def: EmitterDefinition =
+        serde_json::from_slice(bytes).map_err(|e| format!("not an emitter definition: {e}"))?;
+    if def.owner.is_some() {
+        return Err("system emitters carry no owner".into());
+    }
+    def.owner = None;
+    def.id.clear();
+    let mut sub = def
+        .to_subscription(id)
+        .map_err(|e| format!("{}: {}", e.field, e.message))?;
+    let filter = herald_filter::compile(&sub.filters).map_err(|e| e.to_string())?;
+    sub.config.insert(MARKER.into(), name.into());
+    let existing = app.registry.get(PROJECT, id);
+    if let Some(e) = &existing {
+        if !is_system(&e.sub) {
+            return Err(format!(
+                "emitter or subscription '{id}' exists already and is not a system emitter"
+            ));
+        }
+    }
+    let now = now_millis();
+    match existing {
+        Some(e) => {
+            sub.state = e.sub.state.clone();
+            sub.created_at = e.sub.created_at;
+            sub.signing_secret = e.sub.signing_secret.clone();
+        }
+        None => {
+            sub.state = SubscriptionState::Active;
+            sub.created_at = now;
+            sub.signing_secret = Some(herald_core::signing::generate_secret());
+        }
+    }
+    sub.updated_at = now;
+    let stored = StoredSubscription {
+        project: PROJECT.into(),
+        sub: sub.clone(),
+    };
+    app.store
+        .put_subscription(PROJECT, &stored)
+        .await
+        .map_err(|e| format!("could not save: {e}"))?;
+    app.registry.upsert(PROJECT, sub, filter);
+    Ok(())
+}
+
+/// Poll the folder for ever.
+pub async fn run(app: Arc<AppState>, mut watch: Watch) {
+    loop {
+        tokio::time::sleep(POLL).await;
+        sync(&app, &mut watch).await;
+    }
+}
