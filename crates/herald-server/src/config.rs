@@ -25,6 +25,7 @@ pub struct Config {
     pub triggers: TriggersConfig,
     /// Callers that authenticate with a bearer token (see auth.rs).
     pub users: Vec<crate::auth::UserConfig>,
+    pub emitters: EmittersConfig,
     /// The system emitters folder (default `<data_dir>/system-emitters`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_emitters: Option<PathBuf>,
@@ -43,6 +44,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             triggers: TriggersConfig::default(),
             users: Vec::new(),
+            emitters: EmittersConfig::default(),
             system_emitters: None,
         }
     }
@@ -66,8 +68,15 @@ impl Default for TriggersConfig {
 }
 
 impl Config {
-    /// What serde cannot check: user names and tokens.
+    /// What serde cannot check: user names and tokens, the emitters' delivery policy.
     pub fn check(&self) -> Result<(), String> {
+        let mut probe: herald_core::subscription::Subscription =
+            serde_json::from_value(serde_json::json!({"sink": "http://emitters.invalid/"}))
+                .map_err(|e| e.to_string())?;
+        probe.delivery = self.emitters.delivery.clone();
+        probe
+            .validate()
+            .map_err(|p| format!("emitters.{}", p.detail))?;
         let mut names = std::collections::HashSet::new();
         let mut tokens = std::collections::HashSet::new();
         for u in &self.users {
@@ -83,6 +92,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Emitters (the Trisotech-shaped API and system emitters).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmittersConfig {
+    /// The delivery policy of every emitter (their definitions have none): retries,
+    /// timeout, in-flight cap, and after how many consecutive failures one is disabled.
+    pub delivery: herald_core::subscription::DeliveryPolicy,
 }
 
 /// The scheduling queue API (`POST /v1/api/{project}/eventing/queue`).

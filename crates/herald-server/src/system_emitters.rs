@@ -124,6 +124,7 @@ async fn load(app: &AppState, name: &str, id: &str, bytes: &[u8]) -> Result<(), 
     let mut sub = def
         .to_subscription(id)
         .map_err(|e| format!("{}: {}", e.field, e.message))?;
+    sub.delivery = app.config.emitters.delivery.clone();
     let filter = herald_filter::compile(&sub.filters).map_err(|e| e.to_string())?;
     sub.config.insert(MARKER.into(), name.into());
     let existing = app.registry.get(PROJECT, id);

@@ -553,3 +553,79 @@ async fn system_emitters_follow_their_folder_and_stay_out_of_reach_of_the_api() 
     }
     assert!(gone, "a removed file removes its emitter");
 }
+
+#[tokio::test]
+async fn a_failing_emitter_is_disabled_its_owner_told_and_nothing_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "\n[emitters.delivery]\ndisable_after_failures = 3\nretry = { backoff = { schedule = [\"0s\", \"1h\"] }, jitter = 0.0 }\n";
+    let h = Herald::start_in(dir.path(), &format!("{}{policy}", config()));
+    let failing = Receiver::start().await;
+    failing.script(|_, _| Reply::status(500));
+    let (status, em) = create(
+        &h,
+        ALICE,
+        json!({"id": "flaky", "type": "Webhook", "topics": [["jobs"]], "parameters": {"url": failing.url}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{em}");
+    // Whoever tells owners watches the system topic.
+    let mailer = Receiver::start().await;
+    subscribe(
+        &h,
+        "default",
+        json!({"sink": mailer.url, "topics": [["system", "emitters"]], "types": ["EmitterDisabled"]}),
+    )
+    .await;
+    for i in 0..3 {
+        emit(&h, "jobs", &format!("j{i}"), "JobDone", json!({"i": i})).await;
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || !mailer.posts().is_empty()).await,
+        "EmitterDisabled was published"
+    );
+    let notice = mailer.posts()[0].json();
+    assert_eq!(notice["data"]["id"], "flaky");
+    assert_eq!(notice["data"]["owner"], "alice");
+    let (_, got) = call(
+        reqwest::Method::GET,
+        &format!("{}/flaky", definitions(&h)),
+        Some(ALICE),
+        None,
+    )
+    .await;
+    assert_eq!(got["enabled"], false);
+    assert!(got["disabled"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("3 consecutive failed attempts"));
+
+    // Disabled: what arrives is kept, not attempted; enabled again, everything goes.
+    let attempts = failing.posts().len();
+    emit(&h, "jobs", "j-late", "JobDone", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(failing.posts().len(), attempts);
+    failing.script(|_, _| Reply::status(200));
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &format!("{}/flaky/enable", definitions(&h)),
+        Some(ALICE),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let ok: Vec<String> = failing
+                .posts()
+                .iter()
+                .skip(attempts)
+                .filter_map(|r| r.event_id())
+                .collect();
+            ["j0", "j1", "j2", "j-late"]
+                .iter()
+                .all(|id| ok.iter().any(|o| o == id))
+        })
+        .await,
+        "everything kept while disabled is delivered after enable"
+    );
+}

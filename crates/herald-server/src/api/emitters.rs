@@ -132,6 +132,7 @@ pub async fn create(
         )));
     }
     let mut sub = def.to_subscription(&id).map_err(invalid)?;
+    sub.delivery = app.config.emitters.delivery.clone();
     let filter = compile(&sub)?;
     sub.state = SubscriptionState::Active;
     sub.created_at = now_millis();
@@ -195,6 +196,7 @@ pub async fn replace(
     admit(&who, &mut def)?;
     let (entry, _editing) = find_for_edit(&app, PROJECT, &id).await?;
     let mut sub = def.to_subscription(&id).map_err(invalid)?;
+    sub.delivery = app.config.emitters.delivery.clone();
     let filter = compile(&sub)?;
     sub.state = entry.sub.state.clone();
     sub.created_at = entry.sub.created_at;
