@@ -14,6 +14,7 @@ pub mod source;
 pub mod subscription;
 pub mod topic;
 pub mod trigger;
+pub mod workflow;
 
 pub use event::{Data, Event, ExtValue};
 pub use limits::Limits;

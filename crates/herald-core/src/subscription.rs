@@ -502,7 +502,7 @@ pub mod duration_str {
     }
 }
 
-mod opt_duration_str {
+pub mod opt_duration_str {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
