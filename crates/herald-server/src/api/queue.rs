@@ -130,16 +130,25 @@ async fn synchronous(app: &Arc<AppState>, project: &str, event: Event) -> ApiRes
         .filter(|e| e.sub.is_active())
         .collect();
     matching.sort_by(|a, b| a.sub.id.cmp(&b.sub.id));
-    let Some(answering) = matching.first().cloned() else {
+    // Only a webhook can answer; emitters of other kinds get the event through the queue.
+    let Some(answering) = matching
+        .iter()
+        .find(|e| e.sub.protocol == "HTTP")
+        .cloned()
+    else {
         return Err(ApiError(Problem::not_found(
             "subscription",
             format!(
-                "no active subscription of project '{project}' matches an event of type '{}'; nothing was stored",
+                "no active webhook subscription of project '{project}' matches an event of type '{}'; nothing was stored",
                 event.ty
             ),
         )));
     };
-    let others = matching[1..].iter().map(|e| e.sub.id.clone()).collect();
+    let others = matching
+        .iter()
+        .filter(|e| e.sub.id != answering.sub.id)
+        .map(|e| e.sub.id.clone())
+        .collect();
     if let AppendOutcome::Duplicate { .. } = append(app, project, &event, others, now).await? {
         return Err(ApiError(Problem::conflict(
             "duplicate-event",
