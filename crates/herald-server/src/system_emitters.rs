@@ -119,6 +119,9 @@ async fn load(app: &AppState, name: &str, id: &str, bytes: &[u8]) -> Result<(), 
     if def.owner.is_some() {
         return Err("system emitters carry no owner".into());
     }
+    if def.ty == "Audit" {
+        return Err("Audit emitters are user emitters: their log is read by their owner".into());
+    }
     def.owner = None;
     def.id.clear();
     let mut sub = def

@@ -131,11 +131,7 @@ async fn synchronous(app: &Arc<AppState>, project: &str, event: Event) -> ApiRes
         .collect();
     matching.sort_by(|a, b| a.sub.id.cmp(&b.sub.id));
     // Only a webhook can answer; emitters of other kinds get the event through the queue.
-    let Some(answering) = matching
-        .iter()
-        .find(|e| e.sub.protocol == "HTTP")
-        .cloned()
-    else {
+    let Some(answering) = matching.iter().find(|e| e.sub.protocol == "HTTP").cloned() else {
         return Err(ApiError(Problem::not_found(
             "subscription",
             format!(

@@ -37,20 +37,27 @@ fn view(sub: &Subscription) -> Value {
     v
 }
 
-/// System emitters are defined by their files only.
-fn not_system(entry: &Entry) -> ApiResult<()> {
-    if crate::system_emitters::is_system(&entry.sub) {
-        return Err(ApiError(Problem::new(
-            403,
-            "forbidden",
-            "Forbidden",
-            format!(
-                "'{}' is a system emitter: change or remove its file instead",
-                entry.sub.id
-            ),
-        )));
+/// Emitters are managed through the emitters API, which checks their owner (and system
+/// emitters by their files only); this API, which asks no one who they are, leaves them be.
+fn not_an_emitter(entry: &Entry) -> ApiResult<()> {
+    if !entry
+        .sub
+        .config
+        .contains_key(herald_core::emitter::CONFIG_KEY)
+    {
+        return Ok(());
     }
-    Ok(())
+    let how = if crate::system_emitters::is_system(&entry.sub) {
+        "change or remove its file instead"
+    } else {
+        "use /publicapi/emitters/definitions, which checks its owner"
+    };
+    Err(ApiError(Problem::new(
+        403,
+        "forbidden",
+        "Forbidden",
+        format!("'{}' is an emitter: {how}", entry.sub.id),
+    )))
 }
 
 /// The subscriptions API creates webhook subscriptions; the local sink kinds belong to
@@ -194,7 +201,7 @@ pub async fn replace(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let (current, _editing) = find_for_edit(&app, &project, &id).await?;
-    not_system(&current)?;
+    not_an_emitter(&current)?;
     let mut sub = parse_replacement(&body)?;
     sub.id = id;
     sub.state = current.sub.state.clone();
@@ -219,7 +226,7 @@ pub async fn delete(
     Path((project, id)): SubPath,
 ) -> ApiResult<StatusCode> {
     let (current, _editing) = find_for_edit(&app, &project, &id).await?;
-    not_system(&current)?;
+    not_an_emitter(&current)?;
     app.store.delete_subscription(&project, &id).await?;
     app.registry.remove(&project, &id);
     Ok(StatusCode::NO_CONTENT)
@@ -255,6 +262,7 @@ pub async fn enable(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<Json<Value>> {
+    not_an_emitter(&*find(&app, &project, &id)?)?;
     let entry = set_enabled(&app, &project, &id, true).await?;
     Ok(Json(view(&entry.sub)))
 }
@@ -264,6 +272,7 @@ pub async fn disable(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<Json<Value>> {
+    not_an_emitter(&*find(&app, &project, &id)?)?;
     let entry = set_enabled(&app, &project, &id, false).await?;
     Ok(Json(view(&entry.sub)))
 }
