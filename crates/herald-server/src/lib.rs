@@ -63,10 +63,12 @@ pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
         state.put_source(&project, source);
     }
     tokio::spawn(state::maintenance(state.clone()));
-    tokio::spawn(scheduler::run(state.clone()));
     let mut watch = system_emitters::Watch::default();
     system_emitters::sync(&state, &mut watch).await;
     tokio::spawn(system_emitters::run(state.clone(), watch));
+    // After every subscription (system emitters too) is registered: events that fell
+    // due while Herald was down are routed to all of them.
+    tokio::spawn(scheduler::run(state.clone()));
     Ok(state)
 }
 
