@@ -52,7 +52,8 @@ async fn fire_due(app: &AppState) -> Result<bool, StoreError> {
             .iter()
             .flat_map(|(_, e)| e.deliveries.iter().cloned())
             .collect();
-        app.store.fire_scheduled(&project, fired).await?;
+        let window = app.config.dedup_window.as_millis() as i64;
+        app.store.fire_scheduled(&project, window, fired).await?;
         for id in routed {
             app.engine.notify(&project, &id, now);
         }

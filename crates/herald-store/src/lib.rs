@@ -110,8 +110,15 @@ pub trait Store: Send + Sync + 'static {
     async fn next_scheduled(&self) -> Result<Option<i64>>;
     /// Append due scheduled events of one project (each with the deliveries routed at
     /// firing time) and forget their schedule, in one transaction. A schedule id that is
-    /// already gone (fired elsewhere) appends nothing; returns how many were appended.
-    async fn fire_scheduled(&self, project: &str, fired: Vec<(i64, NewEvent)>) -> Result<usize>;
+    /// already gone (fired elsewhere) appends nothing, and an event whose (source, id) was
+    /// seen within `dedup_window_ms` is a duplicate as at ingest; returns how many were
+    /// appended.
+    async fn fire_scheduled(
+        &self,
+        project: &str,
+        dedup_window_ms: i64,
+        fired: Vec<(i64, NewEvent)>,
+    ) -> Result<usize>;
 
     /// Keep an event in an Audit emitter's log, stamped `at`.
     async fn append_audit(

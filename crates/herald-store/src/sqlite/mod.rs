@@ -656,7 +656,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn fire_scheduled(&self, project: &str, fired: Vec<(i64, NewEvent)>) -> Result<usize> {
+    async fn fire_scheduled(
+        &self,
+        project: &str,
+        dedup_window_ms: i64,
+        fired: Vec<(i64, NewEvent)>,
+    ) -> Result<usize> {
         let project = project.to_string();
         self.writer
             .write(move |c| {
@@ -667,8 +672,11 @@ impl Store for SqliteStore {
                         due.push(ev);
                     }
                 }
-                // Scheduled events carry fresh ids: no dedup window applies.
-                append_in(c, &project, 0, due.into_iter()).map(|out| out.len())
+                let out = append_in(c, &project, dedup_window_ms, due.into_iter())?;
+                Ok(out
+                    .iter()
+                    .filter(|o| matches!(o, AppendOutcome::Stored { .. }))
+                    .count())
             })
             .await
     }

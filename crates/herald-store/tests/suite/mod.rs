@@ -1651,15 +1651,34 @@ pub async fn scheduled_events_fire_once_in_due_order(store: DynStore) {
             (d.id, event(&id, "/queue", d.due_at, &["s"]))
         })
         .collect();
-    assert_eq!(
-        store
-            .fire_scheduled("default", fired.clone())
-            .await
-            .unwrap(),
-        2
-    );
+    let fire = |fired: Vec<(i64, NewEvent)>| {
+        let store = store.clone();
+        async move {
+            store
+                .fire_scheduled("default", WINDOW, fired)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(fire(fired.clone()).await, 2);
     // Fired again (another node, or a retry after a crash): nothing more is appended.
-    assert_eq!(store.fire_scheduled("default", fired).await.unwrap(), 0);
+    assert_eq!(fire(fired).await, 0);
+    // A scheduled event repeating a (source, id) seen within the window is a duplicate.
+    let again = store
+        .schedule(NewScheduled {
+            project: "default".into(),
+            topic: String::new(),
+            due_at: t,
+            body: body_of("q-again", "/queue"),
+        })
+        .await
+        .unwrap();
+    let repeat = event(&format!("q-{}", ids[1]), "/queue", t + 10, &["s"]);
+    assert_eq!(fire(vec![(again, repeat)]).await, 0);
+    assert!(
+        store.due_scheduled(t, 10).await.unwrap().is_empty(),
+        "and it is forgotten"
+    );
     assert_eq!(backlog(&store, "default", "s").await.pending, 2);
     assert_eq!(store.next_scheduled().await.unwrap(), Some(t + 60_000));
     assert!(store.due_scheduled(t + 5_000, 10).await.unwrap().is_empty());
