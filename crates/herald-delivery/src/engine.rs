@@ -424,11 +424,14 @@ impl Engine {
                 }
             }
         };
-        if let (Next::Dead { .. }, Target::Sink, Some(ty)) =
-            (&next, d.target, &sub.delivery.dead_letter_event)
-        {
-            let announcement =
-                dead_letter_event(ty, sub, &entry.project, d.delivery_id, &out.event);
+        // A dead-letter event that itself dies is not announced again: no feedback loop.
+        if let (Next::Dead { .. }, Target::Sink, Some(ty), false) = (
+            &next,
+            d.target,
+            &sub.delivery.dead_letter_event,
+            out.event.source == DEAD_LETTER_SOURCE,
+        ) {
+            let announcement = dead_letter_event(ty, sub, &entry.project, &d, &out.event);
             self.publish(
                 &entry.project,
                 &Topic::root(),
@@ -684,16 +687,20 @@ const DEAD_LETTER_DEDUP_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// The event announcing an exhausted delivery, in Space Cloud's `dlq_<trigger>` shape:
 /// `{event_id, event_type, event_payload, event_timestamp, event_name}`.
+const DEAD_LETTER_SOURCE: &str = "herald/dead-letters";
+
 fn dead_letter_event(
     ty: &str,
     sub: &herald_core::subscription::Subscription,
     project: &str,
-    delivery_id: i64,
+    d: &herald_store::ClaimedDelivery,
     original: &Event,
 ) -> Event {
+    // The delivery and its creation time: a redelivered letter that dies again (its
+    // creation time reset) is announced again.
     let mut e = Event::new(
-        format!("dlq-{project}-{delivery_id}"),
-        "herald/dead-letters",
+        format!("dlq-{project}-{}-{}", d.delivery_id, d.created_at),
+        DEAD_LETTER_SOURCE,
         ty,
     );
     e.subject = Some(sub.id.clone());

@@ -75,7 +75,19 @@ fn delivery_of(sub: &Subscription) -> (Delivery, Render) {
         source: r.source.clone(),
         subject: r.subject.clone(),
     };
-    match EmitterDefinition::of(sub).and_then(|d| d.sink().ok()) {
+    // The protocol, which only the emitters API sets to a local kind, must agree with
+    // the definition: `config` alone never turns a webhook into a file writer.
+    let sink = EmitterDefinition::of(sub).and_then(|d| d.sink().ok());
+    let agrees = match &sink {
+        Some(EmitterSink::Webhook { .. }) | None => sub.protocol == "HTTP",
+        Some(EmitterSink::Audit { .. }) => sub.protocol == herald_core::emitter::AUDIT,
+        Some(EmitterSink::File { .. }) => sub.protocol == herald_core::emitter::FILE,
+        Some(EmitterSink::Console { .. }) => sub.protocol == herald_core::emitter::CONSOLE,
+    };
+    if !agrees {
+        return (Delivery::Webhook, Render::default());
+    }
+    match sink {
         Some(EmitterSink::Webhook { render, .. }) => (Delivery::Webhook, render),
         Some(EmitterSink::Audit { pretty_print }) => (
             Delivery::Audit {

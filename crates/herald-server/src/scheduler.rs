@@ -23,7 +23,11 @@ pub async fn run(app: Arc<AppState>) {
         match fire_due(&app).await {
             Ok(true) => continue,
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "could not fire scheduled events"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not fire scheduled events; trying again in a second");
+                tokio::time::sleep(Duration::from_millis(MAX_SLEEP_MS as u64)).await;
+                continue;
+            }
         }
         let next = app.store.next_scheduled().await.ok().flatten();
         let wait = next.map_or(MAX_SLEEP_MS, |t| (t - now_millis()).clamp(0, MAX_SLEEP_MS));

@@ -75,7 +75,7 @@ pub async fn sync(app: &Arc<AppState>, watch: &mut Watch) -> Vec<FileStatus> {
     let files = read_folder(&folder(app));
     let mut status = Vec::new();
     for (name, bytes) in &files {
-        let id = name.trim_end_matches(".json").to_string();
+        let id = name.strip_suffix(".json").unwrap_or(name).to_string();
         let unchanged = watch.seen.get(name) == Some(bytes);
         let result = if unchanged {
             app.system_emitter_error(name)

@@ -289,7 +289,7 @@ async fn the_audit_log_is_read_by_time_range_by_its_owner_only() {
     assert_eq!(ids(&by_date), vec!["a3"]);
     assert_eq!(later[0]["data"], json!({"n": 3}));
 
-    for (token, status) in [(Some(BOB), 403), (Some(ADMIN), 403), (None, 401)] {
+    for (token, status) in [(Some(BOB), 404), (Some(ADMIN), 403), (None, 401)] {
         let (got, body) = call(reqwest::Method::GET, &log, token, None).await;
         assert_eq!(got, status, "{body}");
     }
@@ -408,6 +408,49 @@ async fn bad_definitions_are_refused_with_the_field() {
     )
     .await;
     assert_eq!(status, 400);
+    // Nor does it let a webhook subscription borrow an emitter's definition.
+    let (status, problem) = call(
+        reqwest::Method::POST,
+        &h.api("default/subscriptions"),
+        None,
+        Some(json!({"sink": "http://127.0.0.1:9/x",
+                    "config": {"trisotech.emitter": {"type": "File", "parameters": {"path": "/tmp/x"}}}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{problem}");
+    // And it cannot reach an emitter: not its secret, not its definition, not its switch.
+    let (status, _) = create(&h, ALICE, json!({"id": "mine", "type": "Audit"})).await;
+    assert_eq!(status, 201);
+    for (method, path) in [
+        (reqwest::Method::GET, "default/subscriptions/mine/secret"),
+        (reqwest::Method::GET, "default/subscriptions/mine"),
+        (reqwest::Method::GET, "default/subscriptions/mine/attempts"),
+        (reqwest::Method::POST, "default/subscriptions/mine/disable"),
+        (reqwest::Method::DELETE, "default/subscriptions/mine"),
+    ] {
+        let (status, _) = call(method, &h.api(path), None, None).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    let (status, _) = call(
+        reqwest::Method::PUT,
+        &h.api("default/subscriptions/mine"),
+        None,
+        Some(json!({"sink": "http://127.0.0.1:9/x"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, listed) = call(
+        reqwest::Method::GET,
+        &h.api("default/subscriptions"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed,
+        json!([]),
+        "emitters are not listed as subscriptions"
+    );
 }
 
 #[tokio::test]

@@ -290,6 +290,14 @@ pub async fn audit(
         .get(PROJECT, &id)
         .ok_or_else(|| not_found(&id))?;
     let def = EmitterDefinition::of(&entry.sub).ok_or_else(|| not_found(&id))?;
+    if def.owner.as_deref() != Some(who.name.as_str()) {
+        // The owner alone reads the log (admins included); a stranger learns nothing.
+        return Err(if who.admin || def.owner.is_none() {
+            forbidden(format!("only the owner of emitter '{id}' may read its log"))
+        } else {
+            not_found(&id)
+        });
+    }
     let pretty = match def.sink() {
         Ok(EmitterSink::Audit { pretty_print }) => pretty_print,
         _ => {
@@ -302,11 +310,6 @@ pub async fn audit(
             )))
         }
     };
-    if def.owner.as_deref() != Some(who.name.as_str()) {
-        return Err(forbidden(format!(
-            "only the owner of audit emitter '{id}' may read its log"
-        )));
-    }
     let start = bound(q.start.as_deref(), "start", 0)?;
     let end = bound(q.end.as_deref(), "end", i64::MAX)?;
     let limit = q.limit.unwrap_or(1000).clamp(1, MAX_AUDIT_ENTRIES);

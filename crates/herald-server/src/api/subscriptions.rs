@@ -37,6 +37,31 @@ fn view(sub: &Subscription) -> Value {
     v
 }
 
+/// A subscription this API may show and operate: not an emitter.
+fn find_plain(app: &AppState, project: &str, id: &str) -> ApiResult<Arc<Entry>> {
+    let entry = find(app, project, id)?;
+    not_an_emitter(&entry)?;
+    Ok(entry)
+}
+
+/// `config` keys Herald gives meaning to (emitter and trigger definitions, system
+/// emitter files): set only by their own APIs, never by a subscription's author.
+const RESERVED_CONFIG: [&str; 3] = ["trisotech.", "spacecloud.", "herald."];
+
+fn no_reserved_config(sub: &Subscription) -> ApiResult<()> {
+    match sub
+        .config
+        .keys()
+        .find(|k| RESERVED_CONFIG.iter().any(|r| k.starts_with(r)))
+    {
+        Some(k) => Err(ApiError(Problem::bad_request(
+            "invalid-subscription",
+            format!("config.{k}: keys starting with trisotech., spacecloud. or herald. are Herald's own"),
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Emitters are managed through the emitters API, which checks their owner (and system
 /// emitters by their files only); this API, which asks no one who they are, leaves them be.
 fn not_an_emitter(entry: &Entry) -> ApiResult<()> {
@@ -153,6 +178,7 @@ pub async fn create(
     sub.created_at = now_millis();
     sub.updated_at = sub.created_at;
     http_only(&sub)?;
+    no_reserved_config(&sub)?;
     sub.validate()?;
     let filter = compile(&sub)?;
     if sub.signing_secret.is_none() {
@@ -179,6 +205,7 @@ pub async fn list(
         .registry
         .list(&project)
         .iter()
+        .filter(|e| not_an_emitter(e).is_ok())
         .map(|e| view(&e.sub))
         .collect();
     Ok(Json(Value::Array(subs)))
@@ -188,7 +215,7 @@ pub async fn get(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<Json<Value>> {
-    let entry = find(&app, &project, &id)?;
+    let entry = find_plain(&app, &project, &id)?;
     let backlog = app.store.backlog(&project, &id).await?;
     let mut body = view(&entry.sub);
     body["backlog"] = json!(backlog);
@@ -215,6 +242,7 @@ pub async fn replace(
         sub.sinkcredential = current.sub.sinkcredential.clone();
     }
     http_only(&sub)?;
+    no_reserved_config(&sub)?;
     sub.validate()?;
     let filter = compile(&sub)?;
     let entry = save(&app, &project, sub, filter).await?;
@@ -310,7 +338,7 @@ pub async fn secret(
     State(app): State<Arc<AppState>>,
     Path((project, id)): SubPath,
 ) -> ApiResult<Json<Value>> {
-    let entry = find(&app, &project, &id)?;
+    let entry = find_plain(&app, &project, &id)?;
     Ok(Json(json!({"signing_secret": entry.sub.signing_secret})))
 }
 
@@ -332,7 +360,7 @@ pub async fn attempts(
     page: Result<Query<Page>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let page = crate::error::query(page)?;
-    find(&app, &project, &id)?;
+    find_plain(&app, &project, &id)?;
     let items = app
         .store
         .list_attempts(&project, &id, page.limit(), page.before)
@@ -346,7 +374,7 @@ pub async fn dead_letters(
     page: Result<Query<Page>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let page = crate::error::query(page)?;
-    find(&app, &project, &id)?;
+    find_plain(&app, &project, &id)?;
     let items = app
         .store
         .list_dead_letters(&project, &id, page.limit(), page.before)
@@ -366,7 +394,7 @@ pub async fn redeliver_all(
     Path((project, id)): SubPath,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    find(&app, &project, &id)?;
+    find_plain(&app, &project, &id)?;
     let req: RedeliverBody = if body.is_empty() {
         RedeliverBody::default()
     } else {
@@ -385,7 +413,7 @@ pub async fn redeliver_one(
     path: Result<Path<(String, String, i64)>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
     let (project, id, delivery) = crate::error::path(path)?;
-    find(&app, &project, &id)?;
+    find_plain(&app, &project, &id)?;
     let n = app
         .store
         .redeliver(&project, &id, Some(vec![delivery]), now_millis())
