@@ -431,7 +431,7 @@ impl Engine {
             &sub.delivery.dead_letter_event,
             out.event.source == DEAD_LETTER_SOURCE,
         ) {
-            let announcement = dead_letter_event(ty, sub, &entry.project, &d, &out.event);
+            let announcement = dead_letter_event(ty, sub, &entry.project, d, &out.event);
             self.publish(
                 &entry.project,
                 &Topic::root(),
