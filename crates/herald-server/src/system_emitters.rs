@@ -52,27 +52,43 @@ pub fn is_system(sub: &herald_core::subscription::Subscription) -> bool {
     sub.config.contains_key(MARKER)
 }
 
-/// `*.json` files of the folder with their bytes (a missing folder has none).
-fn read_folder(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+/// `*.json` files of the folder with their bytes (a missing folder has none). A file that
+/// cannot be read right now (an editor rewriting it) keeps the bytes last seen, so a
+/// glitch never removes its emitter; `None` when the folder exists but cannot be listed.
+fn read_folder(dir: &Path, seen: &BTreeMap<String, Vec<u8>>) -> Option<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(out),
+        Err(e) => {
+            tracing::warn!(folder = %dir.display(), error = %e, "cannot list the system emitters folder");
+            return None;
+        }
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.ends_with(".json") || !entry.path().is_file() {
             continue;
         }
-        if let Ok(bytes) = std::fs::read(entry.path()) {
-            out.insert(name, bytes);
+        match std::fs::read(entry.path()) {
+            Ok(bytes) => {
+                out.insert(name, bytes);
+            }
+            Err(_) => {
+                if let Some(bytes) = seen.get(&name) {
+                    out.insert(name, bytes.clone());
+                }
+            }
         }
     }
-    out
+    Some(out)
 }
 
 /// Bring the system emitters in line with the folder; returns the status of each file.
 pub async fn sync(app: &Arc<AppState>, watch: &mut Watch) -> Vec<FileStatus> {
-    let files = read_folder(&folder(app));
+    let Some(files) = read_folder(&folder(app), &watch.seen) else {
+        return app.system_emitters();
+    };
     let mut status = Vec::new();
     for (name, bytes) in &files {
         let id = name.strip_suffix(".json").unwrap_or(name).to_string();
