@@ -476,16 +476,7 @@ impl Engine {
             .store
             .append_audit(&entry.project, &entry.sub.id, now, body)
             .await;
-        AttemptReport {
-            status: None,
-            outcome: match result {
-                Ok(()) => Outcome::Delivered,
-                Err(_) => Outcome::Retryable { retry_after: None },
-            },
-            latency_ms: started.elapsed().as_millis() as i64,
-            error: result.err().map(|e| format!("audit log: {e}")),
-            response_body: None,
-        }
+        AttemptReport::local(result.map_err(|e| format!("audit log: {e}")), started)
     }
 
     /// `None` when the sink may receive events; otherwise when to look again (and the

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use herald_core::retry::Outcome;
 use herald_core::Event;
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +73,7 @@ impl ConsoleSink {
             .await
             .unwrap_or_else(|e| Err(format!("stderr: {e}"))),
         };
-        report(result, started)
+        AttemptReport::local(result, started)
     }
 }
 
@@ -118,29 +117,10 @@ fn log(level: ConsoleLevel, line: &str) {
     }
 }
 
-fn report(result: Result<(), String>, started: Instant) -> AttemptReport {
-    let latency_ms = started.elapsed().as_millis() as i64;
-    match result {
-        Ok(()) => AttemptReport {
-            status: None,
-            outcome: Outcome::Delivered,
-            latency_ms,
-            error: None,
-            response_body: None,
-        },
-        Err(e) => AttemptReport {
-            status: None,
-            outcome: Outcome::Retryable { retry_after: None },
-            latency_ms,
-            error: Some(e),
-            response_body: None,
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herald_core::retry::Outcome;
 
     fn event() -> Event {
         Event::new("1", "/orders", "order.created")
@@ -237,7 +217,7 @@ mod tests {
     #[test]
     fn write_errors_are_retryable_reports() {
         let result = write_line(Closed, "abc").map_err(|e| format!("stdout: {e}"));
-        let r = report(result, Instant::now());
+        let r = AttemptReport::local(result, Instant::now());
         assert_eq!(r.outcome, Outcome::Retryable { retry_after: None });
         assert_eq!(r.status, None);
         assert!(r.error.unwrap().starts_with("stdout: "));

@@ -10,7 +10,6 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use herald_core::retry::Outcome;
 
 use super::render::{render, RenderOptions};
 use crate::sinks::{AttemptReport, Outbound, Sink};
@@ -45,23 +44,10 @@ impl FileSink {
         let result = tokio::task::spawn_blocking(move || append(&target, &line))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        let latency_ms = started.elapsed().as_millis() as i64;
-        match result {
-            Ok(()) => AttemptReport {
-                status: None,
-                outcome: Outcome::Delivered,
-                latency_ms,
-                error: None,
-                response_body: None,
-            },
-            Err(e) => AttemptReport {
-                status: None,
-                outcome: Outcome::Retryable { retry_after: None },
-                latency_ms,
-                error: Some(format!("{}: {e}", path.display())),
-                response_body: None,
-            },
-        }
+        AttemptReport::local(
+            result.map_err(|e| format!("{}: {e}", path.display())),
+            started,
+        )
     }
 }
 
@@ -122,6 +108,7 @@ fn append(path: &Path, line: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+    use herald_core::retry::Outcome;
     use herald_core::Event;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -31,6 +31,25 @@ pub struct AttemptReport {
     pub response_body: Option<String>,
 }
 
+impl AttemptReport {
+    /// The report of a sink without a protocol status (file, console, audit log): done,
+    /// or an error worth retrying.
+    pub fn local(result: Result<(), String>, started: std::time::Instant) -> AttemptReport {
+        let failed = result.is_err();
+        AttemptReport {
+            status: None,
+            outcome: if failed {
+                Outcome::Retryable { retry_after: None }
+            } else {
+                Outcome::Delivered
+            },
+            latency_ms: started.elapsed().as_millis() as i64,
+            error: result.err(),
+            response_body: None,
+        }
+    }
+}
+
 /// Longest response body kept in the attempts log.
 pub const MAX_RESPONSE_BODY: usize = 4096;
 
