@@ -284,6 +284,25 @@ pub enum SubscriptionState {
 }
 
 impl Subscription {
+    /// Take over what a definition API (emitters, triggers, system emitter files) does not
+    /// carry: from the `previous` copy its state, creation time and signing secret, or,
+    /// for a new one, active now with a fresh secret.
+    pub fn succeed(&mut self, previous: Option<&Subscription>, now: Millis) {
+        match previous {
+            Some(p) => {
+                self.state = p.state.clone();
+                self.created_at = p.created_at;
+                self.signing_secret = p.signing_secret.clone();
+            }
+            None => {
+                self.state = SubscriptionState::Active;
+                self.created_at = now;
+                self.signing_secret = Some(crate::signing::generate_secret());
+            }
+        }
+        self.updated_at = now;
+    }
+
     /// Check what serde cannot: protocol, sink URL, topics, headers, numbers. Filters are
     /// checked separately by the filter compiler.
     pub fn validate(&self) -> Result<(), Problem> {

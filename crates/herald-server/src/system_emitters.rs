@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use herald_core::emitter::EmitterDefinition;
 use herald_core::now_millis;
-use herald_core::subscription::SubscriptionState;
 use herald_store::StoredSubscription;
 use serde::Serialize;
 
@@ -155,19 +154,7 @@ async fn load(app: &AppState, name: &str, id: &str, bytes: &[u8]) -> Result<(), 
         }
     }
     let now = now_millis();
-    match existing {
-        Some(e) => {
-            sub.state = e.sub.state.clone();
-            sub.created_at = e.sub.created_at;
-            sub.signing_secret = e.sub.signing_secret.clone();
-        }
-        None => {
-            sub.state = SubscriptionState::Active;
-            sub.created_at = now;
-            sub.signing_secret = Some(herald_core::signing::generate_secret());
-        }
-    }
-    sub.updated_at = now;
+    sub.succeed(existing.as_ref().map(|e| &e.sub), now);
     let stored = StoredSubscription {
         project: PROJECT.into(),
         sub: sub.clone(),

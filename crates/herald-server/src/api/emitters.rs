@@ -14,7 +14,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::emitter::{EmitterDefinition, EmitterSink};
-use herald_core::signing::generate_secret;
 use herald_core::subscription::{Subscription, SubscriptionState};
 use herald_core::{now_millis, Problem};
 use herald_delivery::registry::Entry;
@@ -134,10 +133,7 @@ pub async fn create(
     let mut sub = def.to_subscription(&id).map_err(invalid)?;
     sub.delivery = app.config.emitters.delivery.clone();
     let filter = compile(&sub)?;
-    sub.state = SubscriptionState::Active;
-    sub.created_at = now_millis();
-    sub.updated_at = sub.created_at;
-    sub.signing_secret = Some(generate_secret());
+    sub.succeed(None, now_millis());
     let entry = save_new(&app, PROJECT, sub, filter).await?;
     let def = EmitterDefinition::of(&entry.sub).unwrap_or(def);
     Ok((
@@ -198,10 +194,7 @@ pub async fn replace(
     let mut sub = def.to_subscription(&id).map_err(invalid)?;
     sub.delivery = app.config.emitters.delivery.clone();
     let filter = compile(&sub)?;
-    sub.state = entry.sub.state.clone();
-    sub.created_at = entry.sub.created_at;
-    sub.updated_at = now_millis();
-    sub.signing_secret = entry.sub.signing_secret.clone();
+    sub.succeed(Some(&entry.sub), now_millis());
     let entry = save(&app, PROJECT, sub, filter).await?;
     let def = EmitterDefinition::of(&entry.sub).unwrap_or(def);
     Ok(Json(view(&entry.sub, &def)))

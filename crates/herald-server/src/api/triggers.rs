@@ -9,8 +9,6 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use herald_core::signing::generate_secret;
-use herald_core::subscription::SubscriptionState;
 use herald_core::trigger::{validate_id, Trigger};
 use herald_core::{now_millis, Problem};
 use serde::Deserialize;
@@ -47,7 +45,6 @@ pub async fn put(
         .map_err(invalid)?;
     let filter = compile(&sub)?;
     let now = now_millis();
-    sub.updated_at = now;
     match app.registry.get(&project, &id) {
         Some(_) => {
             let (current, _editing) = find_for_edit(&app, &project, &id).await?;
@@ -57,15 +54,11 @@ pub async fn put(
                     format!("subscription '{id}' exists in project '{project}' and is not a trigger; choose another id"),
                 )));
             }
-            sub.state = current.sub.state.clone();
-            sub.created_at = current.sub.created_at;
-            sub.signing_secret = current.sub.signing_secret.clone();
+            sub.succeed(Some(&current.sub), now);
             save(&app, &project, sub, filter).await?;
         }
         None => {
-            sub.state = SubscriptionState::Active;
-            sub.created_at = now;
-            sub.signing_secret = Some(generate_secret());
+            sub.succeed(None, now);
             save_new(&app, &project, sub, filter).await?;
         }
     }
