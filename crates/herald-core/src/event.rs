@@ -105,7 +105,6 @@ impl serde::Serialize for JsonFormat<'_> {
     }
 }
 
-/// True when a media type says the body is JSON (`application/json`, `*/*+json`, `text/json`).
 /// Context attributes that are strings whatever the event (never an Integer or Boolean).
 pub const STRING_ATTRIBUTES: [&str; 7] = [
     "id",
@@ -117,6 +116,7 @@ pub const STRING_ATTRIBUTES: [&str; 7] = [
     "dataschema",
 ];
 
+/// True when a media type says the body is JSON (`application/json`, `*/*+json`, `text/json`).
 pub fn is_json_media_type(ct: &str) -> bool {
     let essence = ct
         .split(';')
