@@ -31,3 +31,10 @@ pub fn now_millis() -> Millis {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// `ms` as an RFC 3339 UTC timestamp with milliseconds (a CloudEvents `time`).
+pub fn rfc3339_millis(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -598,6 +598,7 @@ impl Engine {
                 received_at: now_millis(),
                 body: event.to_json_bytes(),
                 deliveries: deliveries.clone(),
+                flow: Default::default(),
             }],
         };
         match self.store.append(batch).await {

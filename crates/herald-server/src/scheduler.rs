@@ -71,6 +71,7 @@ fn routed(app: &AppState, row: &ScheduledEvent, now: i64) -> NewEvent {
     match Event::from_stored_json(&row.body) {
         Ok(event) => NewEvent {
             deliveries: app.registry.route(&row.project, &topic, &event),
+            flow: Default::default(),
             id: event.id,
             source: event.source,
             ty: event.ty,
@@ -90,6 +91,7 @@ fn routed(app: &AppState, row: &ScheduledEvent, now: i64) -> NewEvent {
                 received_at: now,
                 body: row.body.clone(),
                 deliveries: Vec::new(),
+                flow: Default::default(),
             }
         }
     }

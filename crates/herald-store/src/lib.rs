@@ -15,6 +15,13 @@ pub enum StoreError {
     Backend(String),
     #[error("the store is shutting down")]
     Closed,
+    /// Event `index` of an append names an instance it may not wake.
+    #[error("event {index} cannot wake instance '{instance}': {refusal:?}")]
+    Wake {
+        index: usize,
+        instance: String,
+        refusal: WakeRefusal,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -138,6 +145,51 @@ pub trait Store: Send + Sync + 'static {
         end: i64,
         limit: usize,
     ) -> Result<Vec<(i64, Vec<u8>)>>;
+
+    /// Save a new version of a workflow definition (`awaits`: the types its wait steps
+    /// await); returns the version, or `None` when `mode` forbids the write.
+    async fn save_workflow(
+        &self,
+        project: &str,
+        id: &str,
+        body: String,
+        awaits: Vec<String>,
+        mode: SaveMode,
+    ) -> Result<Option<i64>>;
+    /// A version of a live workflow (the latest when `version` is `None`). Versions of a
+    /// deleted workflow stay readable by number, for its instances.
+    async fn get_workflow(
+        &self,
+        project: &str,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<Option<WorkflowVersion>>;
+    /// The latest version of every live workflow (of one project, or all of them).
+    async fn list_workflows(&self, project: Option<&str>) -> Result<Vec<WorkflowVersion>>;
+    /// Mark every version deleted: no new instance starts; running ones go on.
+    async fn delete_workflow(&self, project: &str, id: &str) -> Result<bool>;
+
+    /// Instances due at `now` (state starting, running or waiting), earliest first.
+    async fn due_instances(&self, now: i64, limit: usize) -> Result<Vec<InstanceRow>>;
+    /// The earliest `due_at` of any instance.
+    async fn next_instance_due(&self) -> Result<Option<i64>>;
+    async fn get_instance(&self, project: &str, id: &str) -> Result<Option<InstanceRow>>;
+    /// Instances of a workflow, newest first, optionally in one state; `before` pages by
+    /// creation time.
+    async fn list_instances(
+        &self,
+        project: &str,
+        workflow: &str,
+        state: Option<InstanceState>,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<InstanceRow>>;
+    /// Wake events kept for an instance, oldest first.
+    async fn kept_events(&self, project: &str, instance: &str) -> Result<Vec<KeptEvent>>;
+    async fn instance_history(&self, project: &str, instance: &str) -> Result<Vec<HistoryEntry>>;
+    /// Apply one change of an instance (see [`InstanceChange`]); `None` when it was moved
+    /// on meanwhile (nothing written), else the outcomes of the published events.
+    async fn change_instance(&self, change: InstanceChange) -> Result<Option<Vec<AppendOutcome>>>;
 
     /// Drop attempts beyond the newest `attempts_keep` per subscription, and events
     /// received before `events_before` that no delivery needs any more. Events are also

@@ -22,6 +22,175 @@ pub struct NewEvent {
     pub body: Vec<u8>,
     /// Subscriptions (ids within the project) the router matched.
     pub deliveries: Vec<String>,
+    /// What the event does to workflows, decided at ingest like its deliveries.
+    pub flow: FlowRouting,
+}
+
+/// The workflow side of routing: instances an event starts, or the instance it wakes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowRouting {
+    pub starts: Vec<NewInstance>,
+    /// The instance (`instanceid`) this event is addressed to. It is kept for that
+    /// instance in the same transaction; an unknown or finished instance, or a type its
+    /// workflow never awaits, refuses the whole append ([`crate::StoreError::Wake`]).
+    pub wake: Option<String>,
+}
+
+/// An instance created by a start event, with the context it starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewInstance {
+    pub id: String,
+    pub workflow: String,
+    pub version: i64,
+    /// JSON object.
+    pub context: String,
+}
+
+/// Why a wake event was refused; nothing of its append is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WakeRefusal {
+    UnknownInstance,
+    Finished(InstanceState),
+    /// The instance's workflow (version) has no wait step for this type.
+    NotAwaited,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Created by its start event, not yet announced.
+    Starting,
+    /// Has a step to run (now, or at `due_at` for an action retry).
+    Running,
+    /// Sleeping in a `wait` or `delay` step.
+    Waiting,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl InstanceState {
+    pub const ALL: [InstanceState; 6] = [
+        InstanceState::Starting,
+        InstanceState::Running,
+        InstanceState::Waiting,
+        InstanceState::Completed,
+        InstanceState::Failed,
+        InstanceState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Waiting => "waiting",
+            InstanceState::Completed => "completed",
+            InstanceState::Failed => "failed",
+            InstanceState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InstanceState> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// No step will run again (a failed instance may be retried by hand).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            InstanceState::Completed | InstanceState::Failed | InstanceState::Cancelled
+        )
+    }
+}
+
+/// One version of a workflow definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowVersion {
+    pub project: String,
+    pub id: String,
+    pub version: i64,
+    /// The definition as JSON.
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// How `save_workflow` treats an existing workflow of the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveMode {
+    /// Only when none exists (else nothing is written).
+    Create,
+    /// Only when one exists.
+    Replace,
+    Upsert,
+}
+
+/// A workflow instance as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRow {
+    pub project: String,
+    pub id: String,
+    pub workflow: String,
+    pub version: i64,
+    pub state: InstanceState,
+    pub step: i64,
+    /// Attempts made at the current step (actions).
+    pub attempt: i64,
+    /// JSON object: event payloads by event type, action outputs by step name.
+    pub context: String,
+    /// The event types the current `wait` step awaits.
+    pub waiting_for: Vec<String>,
+    /// When the current `delay` or `wait` step ends.
+    pub deadline: Option<i64>,
+    pub due_at: Option<i64>,
+    pub rev: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub error: Option<String>,
+}
+
+/// A wake event kept for an instance until a `wait` step consumes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptEvent {
+    pub id: i64,
+    pub ty: String,
+    pub seq: i64,
+    pub received_at: i64,
+    /// The event in the JSON event format.
+    pub body: Vec<u8>,
+}
+
+/// A line of an instance's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+/// One change of an instance, applied only if the instance is still at `expect_rev` and
+/// every kept event in `consume` is still there; with it, the events the step publishes
+/// (routed like ingest) and lines of history, all in one transaction.
+#[derive(Debug, Clone)]
+pub struct InstanceChange {
+    pub project: String,
+    pub id: String,
+    pub expect_rev: i64,
+    pub state: InstanceState,
+    pub step: i64,
+    pub attempt: i64,
+    pub context: String,
+    pub waiting_for: Vec<String>,
+    pub deadline: Option<i64>,
+    pub due_at: Option<i64>,
+    pub error: Option<String>,
+    pub now: i64,
+    /// Kept events consumed (or dropped) by this change.
+    pub consume: Vec<i64>,
+    pub history: Vec<HistoryEntry>,
+    pub publish: Vec<NewEvent>,
+    pub dedup_window_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -108,6 +108,7 @@ async fn ingest(
             received_at,
             body: e.to_json_bytes(),
             deliveries: app.registry.route(&project, &topic, e),
+            flow: Default::default(),
         })
         .collect();
     let batch = AppendBatch {

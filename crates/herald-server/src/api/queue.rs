@@ -108,6 +108,7 @@ async fn append(
             received_at: now,
             body: event.to_json_bytes(),
             deliveries,
+            flow: Default::default(),
         }],
     };
     let outcomes = commit(app, batch, now).await?;

@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, one writer thread with group commit
 //! (see `writer`), and a small pool of read-only connections for queries.
 
+mod flows;
 mod leases;
 mod schema;
 mod writer;
@@ -100,17 +101,48 @@ fn event_json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
 }
 
-/// Insert events and their routed deliveries within the writer's transaction.
+/// What an append does with a wake its instance refuses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wakes {
+    /// Refuse the whole append (ingest: the caller hears why).
+    Refuse,
+    /// Append the event without waking (events Herald itself fires or publishes).
+    Skip,
+}
+
+/// A refused wake: the event's index, its instance and why.
+type Refused = (usize, String, WakeRefusal);
+
+fn refused_error(r: Refused) -> StoreError {
+    StoreError::Wake {
+        index: r.0,
+        instance: r.1,
+        refusal: r.2,
+    }
+}
+
+/// Insert events, their routed deliveries and their workflow starts and wakes within the
+/// writer's transaction. Wakes are checked before anything is written, so a refused one
+/// leaves the transaction untouched.
 fn append_in<'a>(
     c: &Connection,
     project: &str,
     dedup_window_ms: i64,
-    events: impl Iterator<Item = &'a NewEvent>,
-) -> rusqlite::Result<Vec<AppendOutcome>> {
-    let mut find = c.prepare_cached(
-        "SELECT seq, received_at FROM events WHERE project = ?1 AND source = ?2 AND id = ?3
-         ORDER BY seq DESC LIMIT 1",
-    )?;
+    events: impl Iterator<Item = &'a NewEvent> + Clone,
+    wakes: Wakes,
+) -> rusqlite::Result<std::result::Result<Vec<AppendOutcome>, Refused>> {
+    let mut skip_wake = std::collections::HashSet::new();
+    for (i, ev) in events.clone().enumerate() {
+        let Some(instance) = &ev.flow.wake else {
+            continue;
+        };
+        if let Some(refusal) = flows::wake_refusal(c, project, instance, &ev.ty)? {
+            if wakes == Wakes::Refuse && seen_within(c, project, ev, dedup_window_ms)?.is_none() {
+                return Ok(Err((i, instance.clone(), refusal)));
+            }
+            skip_wake.insert(i);
+        }
+    }
     let mut insert_event = c.prepare_cached(
         "INSERT INTO events(project, id, source, type, topic, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
@@ -121,17 +153,10 @@ fn append_in<'a>(
          FROM subscriptions s WHERE s.project = ?1 AND s.id = ?2",
     )?;
     let mut out = Vec::new();
-    for ev in events {
-        let seen: Option<(i64, i64)> = find
-            .query_row(params![project, ev.source, ev.id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        if let Some((seq, at)) = seen {
-            if at >= ev.received_at - dedup_window_ms {
-                out.push(AppendOutcome::Duplicate { seq });
-                continue;
-            }
+    for (i, ev) in events.enumerate() {
+        if let Some(seq) = seen_within(c, project, ev, dedup_window_ms)? {
+            out.push(AppendOutcome::Duplicate { seq });
+            continue;
         }
         insert_event.execute(params![
             project,
@@ -146,9 +171,36 @@ fn append_in<'a>(
         for sub in &ev.deliveries {
             route.execute(params![project, sub, seq, ev.received_at])?;
         }
+        for start in &ev.flow.starts {
+            flows::create_instance(c, project, start, ev.received_at)?;
+        }
+        if let Some(instance) = ev.flow.wake.as_deref().filter(|_| !skip_wake.contains(&i)) {
+            flows::keep_wake(c, project, instance, ev, seq)?;
+        }
         out.push(AppendOutcome::Stored { seq });
     }
-    Ok(out)
+    Ok(Ok(out))
+}
+
+/// The seq of an earlier copy of `ev` within the dedup window, if any.
+fn seen_within(
+    c: &Connection,
+    project: &str,
+    ev: &NewEvent,
+    dedup_window_ms: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let seen: Option<(i64, i64)> = c
+        .prepare_cached(
+            "SELECT seq, received_at FROM events WHERE project = ?1 AND source = ?2 AND id = ?3
+             ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row(params![project, ev.source, ev.id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    Ok(seen
+        .filter(|(_, at)| *at >= ev.received_at - dedup_window_ms)
+        .map(|(seq, _)| seq))
 }
 
 #[async_trait]
@@ -183,9 +235,11 @@ impl Store for SqliteStore {
                     &batch.project,
                     batch.dedup_window_ms,
                     batch.events.iter(),
+                    Wakes::Refuse,
                 )
             })
-            .await
+            .await?
+            .map_err(refused_error)
     }
 
     async fn put_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<()> {
@@ -672,7 +726,8 @@ impl Store for SqliteStore {
                         due.push(ev);
                     }
                 }
-                let out = append_in(c, &project, dedup_window_ms, due.into_iter())?;
+                let out = append_in(c, &project, dedup_window_ms, due.into_iter(), Wakes::Skip)?
+                    .unwrap_or_default();
                 Ok(out
                     .iter()
                     .filter(|o| matches!(o, AppendOutcome::Stored { .. }))
@@ -720,6 +775,189 @@ impl Store for SqliteStore {
             rows.collect()
         })
         .await
+    }
+
+    async fn save_workflow(
+        &self,
+        project: &str,
+        id: &str,
+        body: String,
+        awaits: Vec<String>,
+        mode: SaveMode,
+    ) -> Result<Option<i64>> {
+        let (project, id, now) = (project.to_string(), id.to_string(), now_millis());
+        self.writer
+            .write(move |c| flows::save_workflow(c, &project, &id, &body, &awaits, mode, now))
+            .await
+    }
+
+    async fn get_workflow(
+        &self,
+        project: &str,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<Option<WorkflowVersion>> {
+        let (project, id) = (project.to_string(), id.to_string());
+        self.read(move |c| {
+            let sql = if version.is_some() {
+                "SELECT project, id, version, body, created_at FROM workflows
+                 WHERE project = ?1 AND id = ?2 AND version = ?3"
+            } else {
+                "SELECT project, id, version, body, created_at FROM workflows
+                 WHERE project = ?1 AND id = ?2 AND deleted = 0 AND ?3 IS NULL ORDER BY version DESC LIMIT 1"
+            };
+            c.prepare_cached(sql)?
+                .query_row(params![project, id, version], flows::workflow_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn list_workflows(&self, project: Option<&str>) -> Result<Vec<WorkflowVersion>> {
+        let project = project.map(str::to_string);
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT w.project, w.id, w.version, w.body, w.created_at FROM workflows w
+                 WHERE w.deleted = 0 AND (?1 IS NULL OR w.project = ?1) AND w.version =
+                   (SELECT MAX(version) FROM workflows v WHERE v.project = w.project AND v.id = w.id)
+                 ORDER BY w.project, w.id",
+            )?;
+            let rows = st.query_map(params![project], flows::workflow_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn delete_workflow(&self, project: &str, id: &str) -> Result<bool> {
+        let (project, id) = (project.to_string(), id.to_string());
+        self.writer
+            .write(move |c| {
+                let n = c.execute(
+                    "UPDATE workflows SET deleted = 1 WHERE project = ?1 AND id = ?2 AND deleted = 0",
+                    params![project, id],
+                )?;
+                Ok(n > 0)
+            })
+            .await
+    }
+
+    async fn due_instances(&self, now: i64, limit: usize) -> Result<Vec<InstanceRow>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM instances WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+                flows::INSTANCE_COLUMNS
+            ))?;
+            let rows = st.query_map(params![now, limit as i64], flows::instance_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn next_instance_due(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT MIN(due_at) FROM instances WHERE due_at IS NOT NULL")?
+                .query_row([], |r| r.get(0))
+        })
+        .await
+    }
+
+    async fn get_instance(&self, project: &str, id: &str) -> Result<Option<InstanceRow>> {
+        let (project, id) = (project.to_string(), id.to_string());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM instances WHERE project = ?1 AND id = ?2",
+                flows::INSTANCE_COLUMNS
+            ))?
+            .query_row(params![project, id], flows::instance_from_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_instances(
+        &self,
+        project: &str,
+        workflow: &str,
+        state: Option<InstanceState>,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<InstanceRow>> {
+        let (project, workflow) = (project.to_string(), workflow.to_string());
+        let state = state.map(InstanceState::as_str);
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM instances WHERE project = ?1 AND workflow = ?2
+                 AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR created_at < ?4)
+                 ORDER BY created_at DESC, id LIMIT ?5",
+                flows::INSTANCE_COLUMNS
+            ))?;
+            let rows = st.query_map(
+                params![project, workflow, state, before, limit as i64],
+                flows::instance_from_row,
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn kept_events(&self, project: &str, instance: &str) -> Result<Vec<KeptEvent>> {
+        let (project, instance) = (project.to_string(), instance.to_string());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, type, seq, received_at, body FROM kept_events
+                 WHERE project = ?1 AND instance = ?2 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![project, instance], |r| {
+                Ok(KeptEvent {
+                    id: r.get(0)?,
+                    ty: r.get(1)?,
+                    seq: r.get(2)?,
+                    received_at: r.get(3)?,
+                    body: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn instance_history(&self, project: &str, instance: &str) -> Result<Vec<HistoryEntry>> {
+        let (project, instance) = (project.to_string(), instance.to_string());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT at, step, kind, detail FROM instance_history
+                 WHERE project = ?1 AND instance = ?2 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![project, instance], |r| {
+                let detail: String = r.get(3)?;
+                Ok(HistoryEntry {
+                    at: r.get(0)?,
+                    step: r.get(1)?,
+                    kind: r.get(2)?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn change_instance(&self, change: InstanceChange) -> Result<Option<Vec<AppendOutcome>>> {
+        self.writer
+            .write(move |c| {
+                if !flows::change_instance(c, &change)? {
+                    return Ok(None);
+                }
+                let out = append_in(
+                    c,
+                    &change.project,
+                    change.dedup_window_ms,
+                    change.publish.iter(),
+                    Wakes::Skip,
+                )?;
+                Ok(Some(out.unwrap_or_default()))
+            })
+            .await
     }
 
     async fn prune(&self, attempts_keep: usize, events_before: i64) -> Result<()> {

@@ -84,6 +84,64 @@ CREATE TABLE IF NOT EXISTS audit (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_emitter ON audit(project, emitter, at);
+-- Workflow definitions, one row per version; an edit adds a version, a delete marks every
+-- version deleted (running instances keep theirs). `awaits`: the event types its wait
+-- steps await, one per line (a wake of any other type is refused).
+CREATE TABLE IF NOT EXISTS workflows (
+    project TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    awaits TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project, id, version)
+) WITHOUT ROWID;
+-- Workflow instances. `rev` grows with every change: a change computed from an older
+-- read is refused, so concurrent wakes advance an instance once. `deadline` ends a delay
+-- or a wait; `due_at` is when the engine must look at it next (a wake makes it due at
+-- once; NULL: only a wake can move it).
+CREATE TABLE IF NOT EXISTS instances (
+    project TEXT NOT NULL,
+    id TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    context TEXT NOT NULL,
+    waiting_for TEXT NOT NULL,
+    deadline INTEGER,
+    due_at INTEGER,
+    rev INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    error TEXT,
+    PRIMARY KEY (project, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS instances_due ON instances(due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS instances_by_workflow ON instances(project, workflow, created_at);
+-- Wake events kept for an instance until it consumes them (no lost wake-ups).
+CREATE TABLE IF NOT EXISTS kept_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    type TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS kept_by_instance ON kept_events(project, instance, id);
+CREATE TABLE IF NOT EXISTS instance_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    step INTEGER,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_instance ON instance_history(project, instance, id);
 "#;
 
 pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {

@@ -84,6 +84,7 @@ pub fn event(id: &str, source: &str, received_at: i64, deliveries: &[&str]) -> N
         received_at,
         body: body_of(id, source),
         deliveries: deliveries.iter().map(|s| s.to_string()).collect(),
+        flow: Default::default(),
     }
 }
 

@@ -1,0 +1,467 @@
+//! The workflow engine: finds due instances in the store, runs at most `MAX_IN_FLIGHT` of
+//! them at once (each by one task), runs their actions over HTTP and commits each
+//! [`machine`](crate::machine) change. Nothing waits in memory: a sleeping instance is a
+//! row with a deadline, and a crash leaves every instance where its last commit put it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_core::event::Event;
+use herald_core::now_millis;
+use herald_core::workflow::{Action, StepKind, WorkflowDefinition};
+use herald_store::{
+    FlowRouting, InstanceChange, InstanceRow, InstanceState, NewEvent, Result, Store,
+};
+use serde_json::{Map, Value};
+use tokio::sync::Notify;
+
+use crate::compiled::{addressed_instance, CompiledWorkflow, StartIndex};
+use crate::machine::{self, ActionOutcome, Change, Kept, Plan};
+use crate::INSTANCE_ATTRIBUTE;
+
+/// Instances worked on at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// The most of an action's answer kept as its output.
+pub const MAX_ACTION_RESPONSE: usize = 256 * 1024;
+/// Statuses another attempt of an action cannot fix (as for webhooks).
+const FINAL_STATUSES: [u16; 5] = [400, 401, 403, 404, 413];
+
+/// What the engine needs of the rest of the hub to publish an event.
+pub trait Hub: Send + Sync + 'static {
+    /// The subscriptions `event` is delivered to (routed like an ingested event).
+    fn route(&self, project: &str, event: &Event, received_at: i64) -> NewEvent;
+    /// These events were committed: hand their deliveries over.
+    fn committed(&self, project: &str, events: &[NewEvent]);
+}
+
+/// An operation on one instance asked through the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Cancel,
+    Retry,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operated {
+    Done(InstanceRow),
+    NotFound,
+    /// Not possible in the instance's state.
+    Refused(InstanceState),
+}
+
+pub struct FlowEngine {
+    store: Arc<dyn Store>,
+    hub: Arc<dyn Hub>,
+    starts: StartIndex,
+    /// Definition versions never change, so compiled ones are kept by (project, id, version).
+    compiled: Mutex<HashMap<(String, String, i64), Arc<CompiledWorkflow>>>,
+    http: reqwest::Client,
+    wake: Notify,
+    in_flight: Mutex<HashSet<(String, String)>>,
+    dedup_window_ms: i64,
+}
+
+impl FlowEngine {
+    pub fn new(store: Arc<dyn Store>, hub: Arc<dyn Hub>, dedup_window_ms: i64) -> Arc<FlowEngine> {
+        Arc::new(FlowEngine {
+            store,
+            hub,
+            starts: StartIndex::default(),
+            compiled: Mutex::new(HashMap::new()),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(16)
+                .build()
+                .expect("an HTTP client with the default TLS setup"),
+            wake: Notify::new(),
+            in_flight: Mutex::new(HashSet::new()),
+            dedup_window_ms,
+        })
+    }
+
+    /// Load every live workflow's latest version into the start index.
+    pub async fn load(&self) -> Result<()> {
+        for w in self.store.list_workflows(None).await? {
+            match parse_stored(&w.project, w.version, &w.body) {
+                Some(c) => {
+                    self.starts.put(c.clone());
+                    self.cache(c);
+                }
+                None => {
+                    tracing::error!(project = %w.project, workflow = %w.id, "stored workflow does not compile; it starts nothing")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Make a just-saved version the one that starts instances.
+    pub fn install(&self, project: &str, version: i64, def: WorkflowDefinition) {
+        match CompiledWorkflow::compile(project, version, def) {
+            Ok(c) => {
+                let c = Arc::new(c);
+                self.starts.put(c.clone());
+                self.cache(c);
+            }
+            Err(e) => {
+                tracing::error!(path = %e.path, "saved workflow does not compile: {}", e.message)
+            }
+        }
+    }
+
+    pub fn uninstall(&self, project: &str, id: &str) {
+        self.starts.remove(project, id);
+    }
+
+    /// What an ingested event does to workflows: the instances it starts or, when it
+    /// starts none, the instance its `instanceid` addresses.
+    pub fn routing(&self, project: &str, event: &Event) -> FlowRouting {
+        let starts = self.starts.starts(project, event);
+        let wake = if starts.is_empty() {
+            addressed_instance(event)
+        } else {
+            None
+        };
+        FlowRouting { starts, wake }
+    }
+
+    /// Look for due instances now (after a commit that started or woke some).
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Find and work on due instances until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let now = now_millis();
+            let busy = self.busy();
+            if busy < MAX_IN_FLIGHT {
+                // Rows being worked on come back too (they are still due), so ask for more.
+                match self.store.due_instances(now, MAX_IN_FLIGHT + busy).await {
+                    Ok(rows) => {
+                        for row in rows {
+                            self.start_task(row);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read due workflow instances");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+            let next = self.store.next_instance_due().await.ok().flatten();
+            let wait = match next {
+                Some(t) if t > now => (t - now).min(1_000),
+                _ => 1_000,
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+            }
+        }
+    }
+
+    fn busy(&self) -> usize {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    fn start_task(self: &Arc<Self>, row: InstanceRow) {
+        let key = (row.project.clone(), row.id.clone());
+        {
+            let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if set.len() >= MAX_IN_FLIGHT || !set.insert(key.clone()) {
+                return;
+            }
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let failed = engine.work_on(row).await.is_err();
+            if failed {
+                // The instance stays due; give the store a moment before it is retried.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            engine
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            engine.notify();
+        });
+    }
+
+    /// Move one instance on until it sleeps, finishes or waits for a retry.
+    async fn work_on(&self, mut row: InstanceRow) -> Result<()> {
+        // Bounded: a workflow has at most MAX_STEPS steps, each taking a change or two.
+        for _ in 0..4 * herald_core::workflow::MAX_STEPS + 8 {
+            let now = now_millis();
+            if row.due_at.is_none_or(|d| d > now) {
+                break;
+            }
+            let Some(wf) = self
+                .workflow(&row.project, &row.workflow, row.version)
+                .await?
+            else {
+                tracing::error!(instance = %row.id, workflow = %row.workflow, version = row.version, "instance of an unknown workflow version");
+                break;
+            };
+            let context = context_of(&row);
+            let waiting = matches!(
+                wf.def.steps.get(row.step as usize).map(|s| &s.kind),
+                Some(StepKind::Wait(_))
+            );
+            let kept = if waiting && !row.state.is_finished() {
+                self.kept(&row).await?
+            } else {
+                Vec::new()
+            };
+            let change = match machine::plan(&wf, &row, context.clone(), &kept, now) {
+                Plan::Change(c) => c,
+                Plan::Act(action) => {
+                    let outcome = self.act(&row, &context, &action).await;
+                    machine::after_action(&wf, &row, context, &action, outcome, now_millis())
+                }
+            };
+            match self.apply(&row, change).await? {
+                Some(next) => row = next,
+                // Moved on meanwhile (a wake, a cancel, another node): look again.
+                None => match self.store.get_instance(&row.project, &row.id).await? {
+                    Some(fresh) => row = fresh,
+                    None => break,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn kept(&self, row: &InstanceRow) -> Result<Vec<Kept>> {
+        let rows = self.store.kept_events(&row.project, &row.id).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|k| {
+                let event = Event::from_stored_json(&k.body).ok()?;
+                Some(Kept {
+                    id: k.id,
+                    seq: k.seq,
+                    event,
+                })
+            })
+            .collect())
+    }
+
+    /// A definition version, compiled (from the cache or the store).
+    async fn workflow(
+        &self,
+        project: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<Arc<CompiledWorkflow>>> {
+        let key = (project.to_string(), id.to_string(), version);
+        if let Some(c) = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(Some(c.clone()));
+        }
+        let Some(stored) = self.store.get_workflow(project, id, Some(version)).await? else {
+            return Ok(None);
+        };
+        Ok(parse_stored(project, version, &stored.body).inspect(|c| self.cache(c.clone())))
+    }
+
+    fn cache(&self, c: Arc<CompiledWorkflow>) {
+        let key = (c.project.clone(), c.id().to_string(), c.version);
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, c);
+    }
+
+    /// Commit a change if the instance is still as read; the instance as it is now, or
+    /// `None` when it moved on meanwhile.
+    async fn apply(&self, row: &InstanceRow, change: Change) -> Result<Option<InstanceRow>> {
+        let now = now_millis();
+        let publish: Vec<NewEvent> = change
+            .publish
+            .iter()
+            .map(|e| {
+                let mut routed = self.hub.route(&row.project, e, now);
+                // Published events start workflows too, but never wake one.
+                routed.flow = FlowRouting {
+                    starts: self.starts.starts(&row.project, e),
+                    wake: None,
+                };
+                routed
+            })
+            .collect();
+        let starts_any = publish.iter().any(|e| !e.flow.starts.is_empty());
+        let context = Value::Object(change.context).to_string();
+        let committed = self
+            .store
+            .change_instance(InstanceChange {
+                project: row.project.clone(),
+                id: row.id.clone(),
+                expect_rev: row.rev,
+                state: change.state,
+                step: change.step,
+                attempt: change.attempt,
+                context: context.clone(),
+                waiting_for: change.waiting_for.clone(),
+                deadline: change.deadline,
+                due_at: change.due_at,
+                error: change.error.clone(),
+                now,
+                consume: change.consume,
+                history: change.history,
+                publish: publish.clone(),
+                dedup_window_ms: self.dedup_window_ms,
+            })
+            .await?;
+        if committed.is_none() {
+            return Ok(None);
+        }
+        self.hub.committed(&row.project, &publish);
+        if starts_any {
+            self.notify();
+        }
+        Ok(Some(InstanceRow {
+            state: change.state,
+            step: change.step,
+            attempt: change.attempt,
+            context,
+            waiting_for: change.waiting_for,
+            deadline: change.deadline,
+            due_at: change.due_at,
+            error: change.error,
+            rev: row.rev + 1,
+            updated_at: now,
+            ..row.clone()
+        }))
+    }
+
+    /// POST the context to an action's URL; its JSON answer is the output.
+    async fn act(
+        &self,
+        row: &InstanceRow,
+        context: &Map<String, Value>,
+        action: &Action,
+    ) -> ActionOutcome {
+        let mut req = self
+            .http
+            .post(&action.url)
+            .timeout(action.timeout)
+            .header("content-type", "application/json")
+            .header(format!("ce-{INSTANCE_ATTRIBUTE}"), &row.id)
+            .header("herald-workflow", &row.workflow)
+            .header(
+                "idempotency-key",
+                format!("{}.{}.{}", row.id, row.step, row.attempt),
+            );
+        for (k, v) in &action.headers {
+            req = req.header(k, v);
+        }
+        let answer = req
+            .body(Value::Object(context.clone()).to_string())
+            .send()
+            .await;
+        let mut resp = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                return ActionOutcome::Failed {
+                    status: None,
+                    error: if e.is_timeout() {
+                        format!("no answer within {:?}", action.timeout)
+                    } else {
+                        format!("request failed: {e}")
+                    },
+                    retryable: true,
+                }
+            }
+        };
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ACTION_RESPONSE => {
+                    body.extend_from_slice(&chunk)
+                }
+                Ok(Some(_)) => {
+                    return ActionOutcome::Failed {
+                        status: Some(status),
+                        error: format!("the answer exceeds {MAX_ACTION_RESPONSE} bytes"),
+                        retryable: false,
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return ActionOutcome::Failed {
+                        status: Some(status),
+                        error: format!("reading the answer failed: {e}"),
+                        retryable: true,
+                    }
+                }
+            }
+        }
+        if (200..300).contains(&status) {
+            let output = if body.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+            };
+            ActionOutcome::Succeeded { status, output }
+        } else {
+            let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+            ActionOutcome::Failed {
+                status: Some(status),
+                error: format!("HTTP {status}: {text}"),
+                retryable: !FINAL_STATUSES.contains(&status),
+            }
+        }
+    }
+
+    /// Cancel or retry an instance on behalf of the API.
+    pub async fn operate(&self, project: &str, id: &str, op: Operation) -> Result<Operated> {
+        // A change races the engine's own; re-read and try again a few times.
+        for _ in 0..8 {
+            let Some(row) = self.store.get_instance(project, id).await? else {
+                return Ok(Operated::NotFound);
+            };
+            let now = now_millis();
+            let change = match op {
+                Operation::Cancel => machine::cancel(&row, context_of(&row), now),
+                Operation::Retry => machine::retry(&row, context_of(&row), now),
+            };
+            let Some(change) = change else {
+                return Ok(Operated::Refused(row.state));
+            };
+            if let Some(done) = self.apply(&row, change).await? {
+                self.notify();
+                return Ok(Operated::Done(done));
+            }
+        }
+        Err(herald_store::StoreError::Backend(
+            "the instance kept changing; try again".into(),
+        ))
+    }
+}
+
+fn context_of(row: &InstanceRow) -> Map<String, Value> {
+    match serde_json::from_str(&row.context) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+fn parse_stored(project: &str, version: i64, body: &str) -> Option<Arc<CompiledWorkflow>> {
+    let json: Value = serde_json::from_str(body).ok()?;
+    let def = WorkflowDefinition::parse(&json).ok()?;
+    CompiledWorkflow::compile(project, version, def)
+        .ok()
+        .map(Arc::new)
+}
