@@ -160,6 +160,13 @@ impl WorkflowDefinition {
     }
 
     pub fn validate(&self) -> Result<(), DefinitionError> {
+        let id_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if self.id.is_empty() || self.id.len() > 128 || !self.id.chars().all(id_ok) {
+            return Err(refuse(
+                "id",
+                "1 to 128 characters of A-Z, a-z, 0-9, '-', '_' and '.'",
+            ));
+        }
         if self.start.ty.trim().is_empty() {
             return Err(refuse("start.type", "the start event type is required"));
         }
@@ -169,6 +176,13 @@ impl WorkflowDefinition {
         let mut names = std::collections::HashSet::new();
         for (i, step) in self.steps.iter().enumerate() {
             let at = format!("steps[{i}]");
+            // Outputs and event payloads share the context, keyed by step name and type.
+            if self.step_name(i) == self.start.ty || self.awaited_types().any(|t| t == self.step_name(i)) {
+                return Err(refuse(
+                    format!("{at}.name"),
+                    format!("'{}' is an event type of this workflow; the context keys both by name", self.step_name(i)),
+                ));
+            }
             if !names.insert(self.step_name(i)) {
                 return Err(refuse(
                     format!("{at}.name"),

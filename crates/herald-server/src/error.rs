@@ -3,7 +3,7 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use herald_core::Problem;
-use herald_store::StoreError;
+use herald_store::{StoreError, WakeRefusal};
 
 pub struct ApiError(pub Problem);
 
@@ -17,10 +17,42 @@ impl From<Problem> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Wake {
+            index,
+            instance,
+            refusal,
+        } = &e
+        {
+            return ApiError(wake_refused(*index, instance, refusal));
+        }
         tracing::error!(error = %e, "store error");
         ApiError(Problem::unavailable(format!(
             "the event store is unavailable ({e}); retry later"
         )))
+    }
+}
+
+/// An event addressed (`instanceid`) to an instance that cannot take it.
+fn wake_refused(index: usize, instance: &str, refusal: &WakeRefusal) -> Problem {
+    let which = format!("event #{index} of the request is addressed to workflow instance '{instance}'");
+    match refusal {
+        WakeRefusal::UnknownInstance => Problem::not_found(
+            "instance",
+            format!("{which}, which does not exist in this project; nothing was stored"),
+        ),
+        WakeRefusal::Finished(state) => Problem::conflict(
+            "instance-finished",
+            format!(
+                "{which}, which is {}; nothing was stored",
+                state.as_str()
+            ),
+        ),
+        WakeRefusal::NotAwaited => Problem::new(
+            422,
+            "type-not-awaited",
+            "Unprocessable Content",
+            format!("{which}, whose workflow never waits for an event of this type; nothing was stored"),
+        ),
     }
 }
 

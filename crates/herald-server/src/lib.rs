@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+mod hub;
 pub mod metrics;
 mod scheduler;
 mod state;
@@ -56,9 +57,20 @@ pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
         },
     );
     engine.spawn();
+    let flow = herald_flow::FlowEngine::new(
+        store.clone(),
+        Arc::new(hub::DeliveryHub {
+            registry: registry.clone(),
+            engine: engine.clone(),
+        }),
+        config.dedup_window.as_millis() as i64,
+    );
+    flow.load().await?;
     let projects = store.list_projects().await?;
     let sources = store.load_sources().await?;
-    let state = Arc::new(AppState::new(config, store, registry, engine, projects));
+    let state = Arc::new(AppState::new(
+        config, store, registry, engine, flow, projects,
+    ));
     for (project, source) in sources {
         state.put_source(&project, source);
     }
@@ -69,6 +81,7 @@ pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
     // After every subscription (system emitters too) is registered: events that fell
     // due while Herald was down are routed to all of them.
     tokio::spawn(scheduler::run(state.clone()));
+    tokio::spawn(state.flow.clone().run());
     Ok(state)
 }
 

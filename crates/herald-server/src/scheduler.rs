@@ -61,6 +61,7 @@ async fn fire_due(app: &AppState) -> Result<bool, StoreError> {
         for id in routed {
             app.engine.notify(&project, &id, now);
         }
+        app.flow.notify();
     }
     Ok(full)
 }
@@ -71,7 +72,7 @@ fn routed(app: &AppState, row: &ScheduledEvent, now: i64) -> NewEvent {
     match Event::from_stored_json(&row.body) {
         Ok(event) => NewEvent {
             deliveries: app.registry.route(&row.project, &topic, &event),
-            flow: Default::default(),
+            flow: app.flow.routing(&row.project, &event),
             id: event.id,
             source: event.source,
             ty: event.ty,

@@ -20,6 +20,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
     pub engine: Arc<Engine>,
+    /// The workflow engine and its start index.
+    pub flow: Arc<herald_flow::FlowEngine>,
     projects: RwLock<HashSet<String>>,
     /// Woken when an event is scheduled, so the scheduler can fire an earlier one in time.
     pub scheduled: tokio::sync::Notify,
@@ -33,6 +35,7 @@ impl AppState {
         store: Arc<dyn Store>,
         registry: Arc<Registry>,
         engine: Arc<Engine>,
+        flow: Arc<herald_flow::FlowEngine>,
         projects: Vec<String>,
     ) -> Self {
         AppState {
@@ -41,6 +44,7 @@ impl AppState {
             store,
             registry,
             engine,
+            flow,
             projects: RwLock::new(projects.into_iter().collect()),
             scheduled: tokio::sync::Notify::new(),
             system_emitters: RwLock::new(Vec::new()),

@@ -17,6 +17,7 @@ use serde_json::json;
 use super::projects::require;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::hub::routed;
 use crate::metrics::METRICS;
 use crate::AppState;
 
@@ -97,18 +98,11 @@ async fn ingest(
     caller.stamp(&mut events);
 
     let received_at = now_millis();
-    let topic_path = topic.as_path();
     let new_events: Vec<NewEvent> = events
         .iter()
         .map(|e| NewEvent {
-            id: e.id.clone(),
-            source: e.source.clone(),
-            ty: e.ty.clone(),
-            topic: topic_path.clone(),
-            received_at,
-            body: e.to_json_bytes(),
-            deliveries: app.registry.route(&project, &topic, e),
-            flow: Default::default(),
+            flow: app.flow.routing(&project, e),
+            ..routed(&app.registry, &project, &topic, e, received_at)
         })
         .collect();
     let batch = AppendBatch {
@@ -154,13 +148,20 @@ pub(crate) async fn commit(
         .collect();
     routed.sort_unstable();
     routed.dedup();
-    let (store, engine) = (app.store.clone(), app.engine.clone());
+    let flows = batch
+        .events
+        .iter()
+        .any(|e| !e.flow.starts.is_empty() || e.flow.wake.is_some());
+    let (store, engine, flow) = (app.store.clone(), app.engine.clone(), app.flow.clone());
     let outcomes = tokio::spawn(async move {
         let project = batch.project.clone();
         let r = store.append(batch).await;
         if r.is_ok() {
             for id in &routed {
                 engine.notify(&project, id, received_at);
+            }
+            if flows {
+                flow.notify();
             }
         }
         r

@@ -7,6 +7,7 @@ mod queue;
 mod sources;
 mod subscriptions;
 mod triggers;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -64,6 +65,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/publicapi/emitters/audit/{id}", get(emitters::audit))
         .route("/publicapi/emitters/system", get(emitters::system))
+        .route(
+            "/v1/api/{project}/workflows",
+            get(workflows::list).post(workflows::create),
+        )
+        .route(
+            "/v1/api/{project}/workflows/{id}",
+            get(workflows::get)
+                .put(workflows::replace)
+                .delete(workflows::delete),
+        )
+        .route(
+            "/v1/api/{project}/workflows/{id}/instances",
+            get(workflows::instances),
+        )
+        .route(
+            "/v1/api/{project}/workflows/{id}/instances/{instance}",
+            get(workflows::instance),
+        )
+        .route(
+            "/v1/api/{project}/workflows/{id}/instances/{instance}/cancel",
+            post(workflows::cancel),
+        )
+        .route(
+            "/v1/api/{project}/workflows/{id}/instances/{instance}/retry",
+            post(workflows::retry),
+        )
         .route("/v1/api", get(projects::list))
         .route("/v1/api/{project}", get(projects::get).put(projects::put))
         .route(

@@ -108,7 +108,7 @@ async fn append(
             received_at: now,
             body: event.to_json_bytes(),
             deliveries,
-            flow: Default::default(),
+            flow: app.flow.routing(project, event),
         }],
     };
     let outcomes = commit(app, batch, now).await?;
