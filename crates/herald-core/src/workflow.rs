@@ -177,10 +177,15 @@ impl WorkflowDefinition {
         for (i, step) in self.steps.iter().enumerate() {
             let at = format!("steps[{i}]");
             // Outputs and event payloads share the context, keyed by step name and type.
-            if self.step_name(i) == self.start.ty || self.awaited_types().any(|t| t == self.step_name(i)) {
+            if self.step_name(i) == self.start.ty
+                || self.awaited_types().any(|t| t == self.step_name(i))
+            {
                 return Err(refuse(
                     format!("{at}.name"),
-                    format!("'{}' is an event type of this workflow; the context keys both by name", self.step_name(i)),
+                    format!(
+                        "'{}' is an event type of this workflow; the context keys both by name",
+                        self.step_name(i)
+                    ),
                 ));
             }
             if !names.insert(self.step_name(i)) {

@@ -119,10 +119,13 @@ pub fn addressed_instance(event: &Event) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// A project's live workflows by start event type.
+type ByType = HashMap<String, Vec<Arc<CompiledWorkflow>>>;
+
 /// Live workflows by project and start event type (the latest version of each).
 #[derive(Default)]
 pub struct StartIndex {
-    by_project: RwLock<HashMap<String, HashMap<String, Vec<Arc<CompiledWorkflow>>>>>,
+    by_project: RwLock<HashMap<String, ByType>>,
 }
 
 impl StartIndex {

@@ -44,7 +44,7 @@ pub enum Operation {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operated {
-    Done(InstanceRow),
+    Done(Box<InstanceRow>),
     NotFound,
     /// Not possible in the instance's state.
     Refused(InstanceState),
@@ -442,7 +442,7 @@ impl FlowEngine {
             };
             if let Some(done) = self.apply(&row, change).await? {
                 self.notify();
-                return Ok(Operated::Done(done));
+                return Ok(Operated::Done(Box::new(done)));
             }
         }
         Err(herald_store::StoreError::Backend(

@@ -34,7 +34,8 @@ impl From<StoreError> for ApiError {
 
 /// An event addressed (`instanceid`) to an instance that cannot take it.
 fn wake_refused(index: usize, instance: &str, refusal: &WakeRefusal) -> Problem {
-    let which = format!("event #{index} of the request is addressed to workflow instance '{instance}'");
+    let which =
+        format!("event #{index} of the request is addressed to workflow instance '{instance}'");
     match refusal {
         WakeRefusal::UnknownInstance => Problem::not_found(
             "instance",
@@ -42,16 +43,15 @@ fn wake_refused(index: usize, instance: &str, refusal: &WakeRefusal) -> Problem 
         ),
         WakeRefusal::Finished(state) => Problem::conflict(
             "instance-finished",
-            format!(
-                "{which}, which is {}; nothing was stored",
-                state.as_str()
-            ),
+            format!("{which}, which is {}; nothing was stored", state.as_str()),
         ),
         WakeRefusal::NotAwaited => Problem::new(
             422,
             "type-not-awaited",
             "Unprocessable Content",
-            format!("{which}, whose workflow never waits for an event of this type; nothing was stored"),
+            format!(
+                "{which}, whose workflow never waits for an event of this type; nothing was stored"
+            ),
         ),
     }
 }

@@ -49,6 +49,9 @@ conformance! {
     sources_round_trip,
     scheduled_events_fire_once_in_due_order,
     audit_log_reads_by_range,
+    workflow_versions_and_save_modes,
+    wakes_are_kept_or_refused_whole,
+    instance_changes_apply_once,
     complete_delivered_removes,
     complete_retry_at,
     complete_dead_lists_dead_letter,
@@ -100,4 +103,10 @@ async fn durable_across_reopen() {
 async fn leases_cleared_on_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     suite::leases_cleared_on_reopen(|| open(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite::instances_survive_reopen(|| open(dir.path())).await;
 }

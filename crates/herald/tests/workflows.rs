@@ -86,7 +86,11 @@ async fn until_instances(h: &Herald, wf: &str, n: usize) -> Vec<Value> {
         if all.len() >= n {
             return all;
         }
-        assert!(std::time::Instant::now() < deadline, "{} instances", all.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} instances",
+            all.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -152,11 +156,20 @@ async fn a_value_stream_acts_sleeps_wakes_on_its_instance_id_and_emits() {
 
     let waiting = until_state(&h, "order-to-cash", &id, "waiting").await;
     assert_eq!(waiting["waiting_for"], json!(["payment.received"]));
-    assert_eq!(instances(&h, "order-to-cash", Some("waiting")).await.len(), 1);
-    assert!(instances(&h, "order-to-cash", Some("completed")).await.is_empty());
+    assert_eq!(
+        instances(&h, "order-to-cash", Some("waiting")).await.len(),
+        1
+    );
+    assert!(instances(&h, "order-to-cash", Some("completed"))
+        .await
+        .is_empty());
 
     // The action got the context, the instance id and its own headers.
-    let action = rx.posts().into_iter().find(|r| r.path == "/reserve").unwrap();
+    let action = rx
+        .posts()
+        .into_iter()
+        .find(|r| r.path == "/reserve")
+        .unwrap();
     assert_eq!(action.header("ce-instanceid"), Some(id.as_str()));
     assert_eq!(action.header("authorization"), Some("Bearer t"));
     assert_eq!(action.json(), json!({"order.created": {"total": 10}}));
@@ -222,7 +235,11 @@ async fn a_value_stream_acts_sleeps_wakes_on_its_instance_id_and_emits() {
     assert_eq!(status, 422, "{body}");
     // The refused ids were not stored: sending them again (validly) is not a duplicate.
     let (status, body) = wake(&h, &second, "payment.received", "p3", json!({})).await;
-    assert_eq!((status, body["duplicates"].as_u64()), (202, Some(0)), "{body}");
+    assert_eq!(
+        (status, body["duplicates"].as_u64()),
+        (202, Some(0)),
+        "{body}"
+    );
     until_state(&h, "order-to-cash", &second, "completed").await;
 
     // Structured mode carries the instance id as the `instanceid` attribute.
@@ -261,7 +278,10 @@ async fn a_wake_that_comes_early_is_kept_until_its_wait_step() {
         .unwrap()
         .to_string();
     let sleeping = until_state(&h, "early", &id, "waiting").await;
-    assert!(sleeping["waiting_for"].is_null(), "a delay waits for no event");
+    assert!(
+        sleeping["waiting_for"].is_null(),
+        "a delay waits for no event"
+    );
     let (status, _) = wake(&h, &id, "ready", "r1", json!({"n": 1})).await;
     assert_eq!(status, 202);
     let v = instance(&h, "early", &id).await;
@@ -370,9 +390,17 @@ async fn instances_timers_and_kept_events_survive_kill_9() {
     let h = {
         let mut h = Herald::start_in(dir.path(), TEST_CONFIG);
         for id in &ids {
-            assert_eq!(wake(&h, id, "first", &format!("f-{id}"), json!({})).await.0, 202);
+            assert_eq!(
+                wake(&h, id, "first", &format!("f-{id}"), json!({})).await.0,
+                202
+            );
             // ...and the second wake arrives while the instance sleeps in its delay.
-            assert_eq!(wake(&h, id, "second", &format!("s-{id}"), json!({})).await.0, 202);
+            assert_eq!(
+                wake(&h, id, "second", &format!("s-{id}"), json!({}))
+                    .await
+                    .0,
+                202
+            );
         }
         for id in &ids {
             let v = instance(&h, "durable", id).await;
@@ -384,13 +412,7 @@ async fn instances_timers_and_kept_events_survive_kill_9() {
     };
     for id in &ids {
         let done = until_state(&h, "durable", id, "completed").await;
-        assert_eq!(
-            kinds(&done)
-                .iter()
-                .filter(|k| *k == "woken")
-                .count(),
-            2
-        );
+        assert_eq!(kinds(&done).iter().filter(|k| *k == "woken").count(), 2);
     }
     assert!(
         wait_until(Duration::from_secs(10), || rx
@@ -456,7 +478,10 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
         .text()
         .await
         .unwrap();
-    assert!(text.contains("type: v2.done") && text.contains("version: 2"), "{text}");
+    assert!(
+        text.contains("type: v2.done") && text.contains("version: 2"),
+        "{text}"
+    );
     let first = get_json(&h.api("default/workflows/flow?version=1")).await;
     assert_eq!(first["steps"][1]["emit"]["type"], "v1.done");
     // The GET view can be written back (a new version).
@@ -486,15 +511,17 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
     until_state(&h, "flow", &new, "waiting").await;
     assert_eq!(wake(&h, &old, "next", "n1", json!({})).await.0, 202);
     assert_eq!(wake(&h, &new, "next", "n2", json!({})).await.0, 202);
-    assert!(
-        wait_until(Duration::from_secs(10), || rx.posts().len() >= 2).await
-    );
+    assert!(wait_until(Duration::from_secs(10), || rx.posts().len() >= 2).await);
     let mut types: Vec<String> = rx
         .posts()
         .iter()
         .map(|r| {
             let e = r.json();
-            format!("{}:{}", e["type"].as_str().unwrap(), e["instanceid"].as_str().unwrap())
+            format!(
+                "{}:{}",
+                e["type"].as_str().unwrap(),
+                e["instanceid"].as_str().unwrap()
+            )
         })
         .collect();
     types.sort();
@@ -520,13 +547,19 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
             json!({"id": "bad", "start": {"type": "a"}, "steps": [{"delay": "1s"}, {"wait": {"types": ["b"], "timeout": "0s"}}]}),
             "steps[1].wait.timeout",
         ),
-        (json!({"id": "b d", "start": {"type": "a"}, "steps": []}), "id"),
+        (
+            json!({"id": "b d", "start": {"type": "a"}, "steps": []}),
+            "id",
+        ),
     ] {
         let (status, body) = put_workflow(&h, def).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["type"], "urn:herald:problem:invalid-workflow");
         assert!(
-            body["detail"].as_str().unwrap().starts_with(&format!("{path}:")),
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{path}:")),
             "{path}: {body}"
         );
     }
@@ -590,7 +623,10 @@ async fn a_failed_step_is_retried_by_hand_and_an_instance_cancelled() {
         .to_string();
     let failed = until_state(&h, "fragile", &id, "failed").await;
     assert_eq!(rx.posts().len(), 2, "two attempts");
-    assert!(failed["error"].as_str().unwrap().contains("HTTP 500"), "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("HTTP 500"),
+        "{failed}"
+    );
     assert_eq!(
         kinds(&failed),
         ["started", "action_failed", "action_failed", "failed"]
@@ -605,15 +641,18 @@ async fn a_failed_step_is_retried_by_hand_and_an_instance_cancelled() {
     // Retried, it runs on: the first wait times out and continues, the second fails.
     let failed = until_state(&h, "fragile", &id, "failed").await;
     let k = kinds(&failed);
-    assert!(k.ends_with(&[
-        "retried".into(),
-        "action_succeeded".into(),
-        "waiting".into(),
-        "timed_out".into(),
-        "waiting".into(),
-        "timed_out".into(),
-        "failed".into()
-    ]), "{k:?}");
+    assert!(
+        k.ends_with(&[
+            "retried".into(),
+            "action_succeeded".into(),
+            "waiting".into(),
+            "timed_out".into(),
+            "waiting".into(),
+            "timed_out".into(),
+            "failed".into()
+        ]),
+        "{k:?}"
+    );
     assert_eq!(failed["context"]["call"], json!({"ok": 1}));
     let (status, _) = operate(&h, "fragile", &id, "cancel").await;
     assert_eq!(status, 409, "a finished instance is not cancelled");

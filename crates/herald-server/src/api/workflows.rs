@@ -101,10 +101,18 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// Save a checked definition as a new version and let it start instances.
-async fn save(app: &AppState, project: &str, def: WorkflowDefinition, mode: SaveMode) -> ApiResult<Option<i64>> {
+async fn save(
+    app: &AppState,
+    project: &str,
+    def: WorkflowDefinition,
+    mode: SaveMode,
+) -> ApiResult<Option<i64>> {
     let body = serde_json::to_string(&def).unwrap_or_default();
     let awaits = def.awaited_types().map(str::to_string).collect();
-    let version = app.store.save_workflow(project, &def.id, body, awaits, mode).await?;
+    let version = app
+        .store
+        .save_workflow(project, &def.id, body, awaits, mode)
+        .await?;
     if let Some(v) = version {
         app.flow.install(project, v, def);
     }
@@ -120,7 +128,11 @@ pub async fn list(
     require(&app, &project)?;
     let all = app.store.list_workflows(Some(&project)).await?;
     let items: Vec<Value> = all.iter().map(view).collect();
-    Ok(reply(&headers, StatusCode::OK, json!({ "workflows": items })))
+    Ok(reply(
+        &headers,
+        StatusCode::OK,
+        json!({ "workflows": items }),
+    ))
 }
 
 pub async fn create(
@@ -140,7 +152,11 @@ pub async fn create(
         )));
     };
     let saved = app.store.get_workflow(&project, &id, Some(version)).await?;
-    let mut resp = reply(&headers, StatusCode::CREATED, saved.as_ref().map(view).unwrap_or_default());
+    let mut resp = reply(
+        &headers,
+        StatusCode::CREATED,
+        saved.as_ref().map(view).unwrap_or_default(),
+    );
     if let Ok(loc) = format!("/v1/api/{project}/workflows/{id}").parse() {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
@@ -184,8 +200,16 @@ pub async fn replace(
         Some(v) => app.store.get_workflow(&project, &id, Some(v)).await?,
         None => None,
     };
-    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok(reply(&headers, status, saved.as_ref().map(view).unwrap_or_default()))
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(reply(
+        &headers,
+        status,
+        saved.as_ref().map(view).unwrap_or_default(),
+    ))
 }
 
 pub async fn delete(
@@ -258,11 +282,20 @@ pub async fn instances(
         .list_instances(&project, &id, state, limit, q.before)
         .await?;
     let items: Vec<Value> = rows.iter().map(instance_view).collect();
-    Ok(reply(&headers, StatusCode::OK, json!({ "instances": items })))
+    Ok(reply(
+        &headers,
+        StatusCode::OK,
+        json!({ "instances": items }),
+    ))
 }
 
 /// An instance of this workflow, or 404 (an instance id belongs to one workflow).
-async fn instance_of(app: &AppState, project: &str, workflow: &str, id: &str) -> ApiResult<InstanceRow> {
+async fn instance_of(
+    app: &AppState,
+    project: &str,
+    workflow: &str,
+    id: &str,
+) -> ApiResult<InstanceRow> {
     match app.store.get_instance(project, id).await? {
         Some(row) if row.workflow == workflow => Ok(row),
         _ => Err(ApiError(Problem::not_found(

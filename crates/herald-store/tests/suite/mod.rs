@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use herald_core::subscription::{Subscription, SubscriptionState};
 use herald_store::{
-    AppendBatch, AppendOutcome, Attempt, Backlog, ClaimedDelivery, DeliveryUpdate, NewEvent,
-    NewScheduled, Next, Store, StoredSubscription, Target,
+    AppendBatch, AppendOutcome, Attempt, Backlog, ClaimedDelivery, DeliveryUpdate, HistoryEntry,
+    InstanceChange, InstanceRow, InstanceState, NewEvent, NewInstance, NewScheduled, Next,
+    SaveMode, Store, StoreError, StoredSubscription, Target, WakeRefusal,
 };
 use serde_json::json;
 
@@ -1742,4 +1743,285 @@ pub async fn audit_log_reads_by_range(store: DynStore) {
     assert!(read(301, 400, 10).await.is_empty());
     assert!(store.delete_subscription("default", "a").await.unwrap());
     assert!(read(0, i64::MAX, 10).await.is_empty());
+}
+
+// ----------------------------------------------------------------------------- workflows
+
+async fn save(store: &DynStore, id: &str, awaits: &[&str], mode: SaveMode) -> Option<i64> {
+    store
+        .save_workflow(
+            "default",
+            id,
+            json!({"id": id}).to_string(),
+            awaits.iter().map(|s| s.to_string()).collect(),
+            mode,
+        )
+        .await
+        .expect("save_workflow")
+}
+
+/// An event that starts `instance` of workflow `wf` (version 1).
+fn starting(id: &str, at: i64, wf: &str, instance: &str) -> NewEvent {
+    let mut e = event(id, "/src", at, &[]);
+    e.flow.starts.push(NewInstance {
+        id: instance.to_string(),
+        workflow: wf.to_string(),
+        version: 1,
+        context: "{}".into(),
+    });
+    e
+}
+
+fn waking(id: &str, at: i64, instance: &str, ty: &str) -> NewEvent {
+    let mut e = event(id, "/src", at, &[]);
+    e.ty = ty.to_string();
+    e.flow.wake = Some(instance.to_string());
+    e
+}
+
+fn change_of(row: &InstanceRow, state: InstanceState, now: i64) -> InstanceChange {
+    InstanceChange {
+        project: row.project.clone(),
+        id: row.id.clone(),
+        expect_rev: row.rev,
+        state,
+        step: row.step,
+        attempt: 0,
+        context: row.context.clone(),
+        waiting_for: Vec::new(),
+        deadline: None,
+        due_at: None,
+        error: None,
+        now,
+        consume: Vec::new(),
+        history: Vec::new(),
+        publish: Vec::new(),
+        dedup_window_ms: WINDOW,
+    }
+}
+
+pub async fn workflow_versions_and_save_modes(store: DynStore) {
+    assert_eq!(save(&store, "w", &[], SaveMode::Replace).await, None);
+    assert_eq!(save(&store, "w", &[], SaveMode::Create).await, Some(1));
+    assert_eq!(save(&store, "w", &[], SaveMode::Create).await, None);
+    assert_eq!(save(&store, "w", &[], SaveMode::Replace).await, Some(2));
+    assert_eq!(save(&store, "w", &[], SaveMode::Upsert).await, Some(3));
+    let latest = store
+        .get_workflow("default", "w", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.version, 3);
+    assert!(store
+        .get_workflow("default", "w", Some(1))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.list_workflows(Some("default")).await.unwrap().len(),
+        1
+    );
+    assert!(store.delete_workflow("default", "w").await.unwrap());
+    assert!(!store.delete_workflow("default", "w").await.unwrap());
+    assert!(store
+        .get_workflow("default", "w", None)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        store
+            .get_workflow("default", "w", Some(2))
+            .await
+            .unwrap()
+            .is_some(),
+        "instances still read their version"
+    );
+    assert!(store.list_workflows(None).await.unwrap().is_empty());
+    // Created again, numbering goes on, so old instances keep their own version.
+    assert_eq!(save(&store, "w", &[], SaveMode::Create).await, Some(4));
+}
+
+pub async fn wakes_are_kept_or_refused_whole(store: DynStore) {
+    let t = base();
+    save(&store, "w", &["paid", "shipped"], SaveMode::Create).await;
+    append(
+        &store,
+        "default",
+        WINDOW,
+        vec![starting("s1", t, "w", "i1")],
+    )
+    .await;
+    let row = store.get_instance("default", "i1").await.unwrap().unwrap();
+    assert_eq!(row.state, InstanceState::Starting);
+    assert_eq!(row.due_at, Some(t));
+    assert_eq!(store.due_instances(t, 10).await.unwrap().len(), 1);
+
+    let refused = |index, refusal| {
+        move |r: herald_store::Result<Vec<AppendOutcome>>| match r {
+            Err(StoreError::Wake {
+                index: i,
+                refusal: r,
+                ..
+            }) => assert_eq!((i, r), (index, refusal)),
+            other => panic!("expected a refused wake, got {other:?}"),
+        }
+    };
+    let batch = |events| AppendBatch {
+        project: "default".into(),
+        dedup_window_ms: WINDOW,
+        events,
+    };
+    // One bad wake refuses the whole batch.
+    refused(1, WakeRefusal::UnknownInstance)(
+        store
+            .append(batch(vec![
+                waking("a", t, "i1", "paid"),
+                waking("b", t, "nope", "paid"),
+            ]))
+            .await,
+    );
+    refused(0, WakeRefusal::NotAwaited)(
+        store
+            .append(batch(vec![waking("c", t, "i1", "other")]))
+            .await,
+    );
+    assert!(store.kept_events("default", "i1").await.unwrap().is_empty());
+    // "a" was not stored: it is not a duplicate now.
+    let out = append(
+        &store,
+        "default",
+        WINDOW,
+        vec![waking("a", t, "i1", "paid")],
+    )
+    .await;
+    assert!(matches!(out[0], AppendOutcome::Stored { .. }));
+    let out = append(
+        &store,
+        "default",
+        WINDOW,
+        vec![waking("a", t, "i1", "paid")],
+    )
+    .await;
+    assert!(matches!(out[0], AppendOutcome::Duplicate { .. }));
+    let kept = store.kept_events("default", "i1").await.unwrap();
+    assert_eq!(kept.len(), 1, "a duplicate wakes nothing");
+
+    // Waiting for "paid": a kept "paid" makes it due as soon as it waits.
+    let mut ch = change_of(&row, InstanceState::Waiting, t + 1);
+    ch.waiting_for = vec!["paid".into()];
+    ch.due_at = Some(t + 1_000_000);
+    assert!(store.change_instance(ch).await.unwrap().is_some());
+    let row = store.get_instance("default", "i1").await.unwrap().unwrap();
+    assert_eq!((row.rev, row.due_at), (1, Some(t + 1)));
+
+    // A finished instance refuses wakes, except duplicates of what it took.
+    let done = change_of(&row, InstanceState::Completed, t + 2);
+    assert!(store.change_instance(done).await.unwrap().is_some());
+    assert!(store.kept_events("default", "i1").await.unwrap().is_empty());
+    refused(0, WakeRefusal::Finished(InstanceState::Completed))(
+        store
+            .append(batch(vec![waking("d", t, "i1", "paid")]))
+            .await,
+    );
+    let out = append(
+        &store,
+        "default",
+        WINDOW,
+        vec![waking("a", t, "i1", "paid")],
+    )
+    .await;
+    assert!(matches!(out[0], AppendOutcome::Duplicate { .. }));
+}
+
+pub async fn instance_changes_apply_once(store: DynStore) {
+    let t = base();
+    save(&store, "w", &["tick"], SaveMode::Create).await;
+    append(
+        &store,
+        "default",
+        WINDOW,
+        vec![starting("s1", t, "w", "i1")],
+    )
+    .await;
+    append(
+        &store,
+        "default",
+        WINDOW,
+        vec![waking("k1", t, "i1", "tick")],
+    )
+    .await;
+    let row = store.get_instance("default", "i1").await.unwrap().unwrap();
+    let kept = store.kept_events("default", "i1").await.unwrap();
+
+    // Two changes from the same read consuming the same event: only the first applies.
+    let mut first = change_of(&row, InstanceState::Running, t);
+    first.consume = vec![kept[0].id];
+    first.step = 1;
+    first.history = vec![HistoryEntry {
+        at: t,
+        step: Some(0),
+        kind: "woken".into(),
+        detail: json!({"id": "k1"}),
+    }];
+    first.publish = vec![event("out-1", "/w", t, &[])];
+    let second = first.clone();
+    let (a, b) = tokio::join!(store.change_instance(first), store.change_instance(second));
+    let applied = [a.unwrap(), b.unwrap()];
+    assert_eq!(applied.iter().filter(|x| x.is_some()).count(), 1);
+    let row = store.get_instance("default", "i1").await.unwrap().unwrap();
+    assert_eq!((row.step, row.rev), (1, 1));
+    assert!(store.kept_events("default", "i1").await.unwrap().is_empty());
+    assert_eq!(
+        store.instance_history("default", "i1").await.unwrap().len(),
+        1
+    );
+
+    // A change that consumes an event already gone is refused even at the right rev.
+    let mut stale = change_of(&row, InstanceState::Running, t);
+    stale.consume = vec![kept[0].id];
+    assert!(store.change_instance(stale).await.unwrap().is_none());
+
+    // Listing by state, and the due index.
+    let listed = store
+        .list_instances("default", "w", Some(InstanceState::Running), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(store
+        .list_instances("default", "w", Some(InstanceState::Waiting), 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.due_instances(t + 10, 10).await.unwrap().is_empty());
+    assert_eq!(store.next_instance_due().await.unwrap(), None);
+}
+
+pub async fn instances_survive_reopen<F>(open: F)
+where
+    F: Fn() -> DynStore,
+{
+    let t = base();
+    {
+        let store = open();
+        save(&store, "w", &["tick"], SaveMode::Create).await;
+        append(
+            &store,
+            "default",
+            WINDOW,
+            vec![starting("s1", t, "w", "i1")],
+        )
+        .await;
+        append(
+            &store,
+            "default",
+            WINDOW,
+            vec![waking("k1", t, "i1", "tick")],
+        )
+        .await;
+    }
+    let store = open();
+    let row = store.get_instance("default", "i1").await.unwrap().unwrap();
+    assert_eq!(row.state, InstanceState::Starting);
+    assert_eq!(store.kept_events("default", "i1").await.unwrap().len(), 1);
+    assert_eq!(store.next_instance_due().await.unwrap(), Some(t));
 }
