@@ -174,16 +174,22 @@ pub trait Store: Send + Sync + 'static {
     /// The earliest `due_at` of any instance.
     async fn next_instance_due(&self) -> Result<Option<i64>>;
     async fn get_instance(&self, project: &str, id: &str) -> Result<Option<InstanceRow>>;
-    /// Instances of a workflow, newest first, optionally in one state; `before` pages by
-    /// creation time.
+    /// Instances of a workflow by descending id (ids are time-ordered: newest first),
+    /// optionally in one state; `before` (an instance id) pages.
     async fn list_instances(
         &self,
         project: &str,
         workflow: &str,
         state: Option<InstanceState>,
         limit: usize,
-        before: Option<i64>,
+        before: Option<&str>,
     ) -> Result<Vec<InstanceRow>>;
+    /// How many instances of a workflow are in each state (states with none left out).
+    async fn instance_counts(
+        &self,
+        project: &str,
+        workflow: &str,
+    ) -> Result<Vec<(InstanceState, u64)>>;
     /// Wake events kept for an instance, oldest first.
     async fn kept_events(&self, project: &str, instance: &str) -> Result<Vec<KeptEvent>>;
     async fn instance_history(&self, project: &str, instance: &str) -> Result<Vec<HistoryEntry>>;

@@ -58,6 +58,7 @@ fn definition(headers: &HeaderMap, body: &[u8], id: Option<&str>) -> ApiResult<W
         // Read-only fields of the read view, so that a view can be written back.
         obj.remove("version");
         obj.remove("created_at");
+        obj.remove("instances");
     }
     if let (Some(id), Some(obj)) = (id, json.as_object_mut()) {
         match obj.get("id") {
@@ -182,7 +183,20 @@ pub async fn get(
         .get_workflow(&project, &id, q.version)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(reply(&headers, StatusCode::OK, view(&w)))
+    let mut v = view(&w);
+    if q.version.is_none() {
+        let counts: serde_json::Map<String, Value> = app
+            .store
+            .instance_counts(&project, &id)
+            .await?
+            .into_iter()
+            .map(|(state, n)| (state.as_str().to_string(), json!(n)))
+            .collect();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("instances".into(), Value::Object(counts));
+        }
+    }
+    Ok(reply(&headers, StatusCode::OK, v))
 }
 
 pub async fn replace(
@@ -255,7 +269,8 @@ fn instance_view(row: &InstanceRow) -> Value {
 pub struct InstancesQuery {
     state: Option<String>,
     limit: Option<usize>,
-    before: Option<i64>,
+    /// An instance id: the page after it.
+    before: Option<String>,
 }
 
 pub async fn instances(
@@ -279,7 +294,7 @@ pub async fn instances(
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let rows = app
         .store
-        .list_instances(&project, &id, state, limit, q.before)
+        .list_instances(&project, &id, state, limit, q.before.as_deref())
         .await?;
     let items: Vec<Value> = rows.iter().map(instance_view).collect();
     Ok(reply(

@@ -880,15 +880,23 @@ impl Store for SqliteStore {
         workflow: &str,
         state: Option<InstanceState>,
         limit: usize,
-        before: Option<i64>,
+        before: Option<&str>,
     ) -> Result<Vec<InstanceRow>> {
         let (project, workflow) = (project.to_string(), workflow.to_string());
+        let before = before.map(str::to_string);
         let state = state.map(InstanceState::as_str);
         self.read(move |c| {
+            // Two forms, so that one in a state reads the (project, workflow, state, id)
+            // index in order.
+            let in_state = if state.is_some() {
+                "state = ?3"
+            } else {
+                "?3 IS NULL"
+            };
             let mut st = c.prepare_cached(&format!(
                 "SELECT {} FROM instances WHERE project = ?1 AND workflow = ?2
-                 AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR created_at < ?4)
-                 ORDER BY created_at DESC, id LIMIT ?5",
+                 AND {in_state} AND (?4 IS NULL OR id < ?4)
+                 ORDER BY id DESC LIMIT ?5",
                 flows::INSTANCE_COLUMNS
             ))?;
             let rows = st.query_map(
@@ -896,6 +904,31 @@ impl Store for SqliteStore {
                 flows::instance_from_row,
             )?;
             rows.collect()
+        })
+        .await
+    }
+
+    async fn instance_counts(
+        &self,
+        project: &str,
+        workflow: &str,
+    ) -> Result<Vec<(InstanceState, u64)>> {
+        let (project, workflow) = (project.to_string(), workflow.to_string());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT state, COUNT(*) FROM instances WHERE project = ?1 AND workflow = ?2 GROUP BY state",
+            )?;
+            let rows = st.query_map(params![project, workflow], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (state, n) = row?;
+                if let Some(state) = InstanceState::parse(&state) {
+                    out.push((state, n as u64));
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -120,7 +120,7 @@ CREATE TABLE IF NOT EXISTS instances (
     PRIMARY KEY (project, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS instances_due ON instances(due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS instances_by_workflow ON instances(project, workflow, created_at);
+CREATE INDEX IF NOT EXISTS instances_by_workflow ON instances(project, workflow, state, id);
 -- Wake events kept for an instance until it consumes them (no lost wake-ups).
 CREATE TABLE IF NOT EXISTS kept_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

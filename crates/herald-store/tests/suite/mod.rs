@@ -1994,6 +1994,36 @@ pub async fn instance_changes_apply_once(store: DynStore) {
         .is_empty());
     assert!(store.due_instances(t + 10, 10).await.unwrap().is_empty());
     assert_eq!(store.next_instance_due().await.unwrap(), None);
+
+    // Paging by id, newest first, and counts by state.
+    for n in 2..=4 {
+        let id = format!("i{n}");
+        append(
+            &store,
+            "default",
+            WINDOW,
+            vec![starting(&format!("s{n}"), t, "w", &id)],
+        )
+        .await;
+    }
+    let page = store
+        .list_instances("default", "w", None, 2, None)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["i4", "i3"]);
+    let page = store
+        .list_instances("default", "w", None, 10, Some("i3"))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["i2", "i1"]);
+    let mut counts = store.instance_counts("default", "w").await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        counts,
+        [(InstanceState::Running, 1), (InstanceState::Starting, 3)]
+    );
 }
 
 pub async fn instances_survive_reopen<F>(open: F)
