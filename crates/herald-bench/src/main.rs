@@ -3,8 +3,10 @@
 //! `herald` binary next to this one, and this binary's own baseline subcommands.
 
 mod baselines;
+mod flows;
 mod load;
 mod routing;
+mod server;
 mod spine;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,8 @@ enum Command {
     Spine(spine::Args),
     /// Ingest with 10,000 subscriptions (few matching) against one, in the same run.
     Routing(routing::Args),
+    /// 100,000 sleeping workflow instances: memory, wake latency and wakes/s.
+    Flows(flows::Args),
     /// Binary-mode ingest load against a running server; prints events/s.
     Ingest {
         /// Ingest URL, e.g. http://127.0.0.1:8765/v1/api/default/events
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Spine(args) => spine::run(args).await,
             Command::Routing(args) => routing::run(args).await,
+            Command::Flows(args) => flows::run(args).await,
             Command::Ingest {
                 url,
                 seconds,

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::baselines::payload;
 use crate::load::{closed_loop, MakeRequest};
+use crate::server::{median, send_json, start_herald};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -384,16 +385,6 @@ async fn routing_candidates(client: &reqwest::Client, root: &str) -> Result<u64>
         .context("no herald_routing_candidates_total in /metrics")
 }
 
-async fn send_json(req: reqwest::RequestBuilder) -> Result<Value> {
-    let resp = req.send().await?;
-    let status = resp.status();
-    let body = resp.text().await?;
-    if !status.is_success() {
-        bail!("{status}: {body}");
-    }
-    Ok(serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
 /// Run `job` over `items` with `concurrency` requests in flight; results keep their order.
 async fn for_each<T, F, Fut>(items: Vec<T>, concurrency: usize, job: F) -> Result<Vec<Value>>
 where
@@ -474,59 +465,6 @@ async fn pending(api: &str, ids: &[String], concurrency: usize) -> Result<Vec<u6
     })
     .await?;
     Ok(got.iter().map(|v| v.as_u64().unwrap_or(0)).collect())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-struct Herald {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Herald {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_herald(data_dir: &std::path::Path) -> Result<Herald> {
-    use std::io::{BufRead, BufReader};
-    let program = std::env::current_exe()?.with_file_name("herald");
-    if !program.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p herald -p herald-bench)",
-            program.display()
-        );
-    }
-    let mut child = std::process::Command::new(&program)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("HERALD_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {}", program.display()))?;
-    let out = child.stdout.take().context("herald stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("herald listening on ") {
-                let _ = tx.send(url.trim().to_string());
-            }
-        }
-    });
-    let mut herald = Herald {
-        child,
-        url: String::new(),
-    };
-    herald.url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .context("herald did not print its listening line")?;
-    Ok(herald)
 }
 
 pub async fn run(args: Args) -> Result<()> {

@@ -193,46 +193,72 @@ impl FlowEngine {
         });
     }
 
-    /// Move one instance on until it sleeps, finishes or waits for a retry.
-    async fn work_on(&self, mut row: InstanceRow) -> Result<()> {
+    /// Move one instance on until it sleeps, finishes or waits for a retry. Changes that
+    /// need no I/O are chained and committed as one; the chain is committed before an
+    /// action runs, and the action's outcome with what follows it after.
+    async fn work_on(&self, row: InstanceRow) -> Result<()> {
+        let mut committed = row; // as the store has it
+        let mut current = committed.clone(); // with `pending` applied
+        let mut pending: Option<Change> = None;
         // Bounded: a workflow has at most MAX_STEPS steps, each taking a change or two.
         for _ in 0..4 * herald_core::workflow::MAX_STEPS + 8 {
             let now = now_millis();
-            if row.due_at.is_none_or(|d| d > now) {
+            if current.due_at.is_none_or(|d| d > now) {
                 break;
             }
             let Some(wf) = self
-                .workflow(&row.project, &row.workflow, row.version)
+                .workflow(&current.project, &current.workflow, current.version)
                 .await?
             else {
-                tracing::error!(instance = %row.id, workflow = %row.workflow, version = row.version, "instance of an unknown workflow version");
+                tracing::error!(instance = %current.id, workflow = %current.workflow, version = current.version, "instance of an unknown workflow version");
                 break;
             };
-            let context = context_of(&row);
+            let context = context_of(&current);
             let waiting = matches!(
-                wf.def.steps.get(row.step as usize).map(|s| &s.kind),
+                wf.def.steps.get(current.step as usize).map(|s| &s.kind),
                 Some(StepKind::Wait(_))
             );
-            let kept = if waiting && !row.state.is_finished() {
-                self.kept(&row).await?
-            } else {
-                Vec::new()
-            };
-            let change = match machine::plan(&wf, &row, context.clone(), &kept, now) {
+            let mut kept = Vec::new();
+            if waiting && !current.state.is_finished() {
+                kept = self.kept(&current).await?;
+                // Consumed by the uncommitted chain already.
+                if let Some(p) = &pending {
+                    kept.retain(|k| !p.consume.contains(&k.id));
+                }
+            }
+            let change = match machine::plan(&wf, &current, context.clone(), &kept, now) {
                 Plan::Change(c) => c,
                 Plan::Act(action) => {
-                    let outcome = self.act(&row, &context, &action).await;
-                    machine::after_action(&wf, &row, context, &action, outcome, now_millis())
+                    if let Some(chain) = pending.take() {
+                        committed = match self.commit(&committed, chain).await? {
+                            Some(next) => next,
+                            // Moved on meanwhile (a wake, a cancel, another node): look again.
+                            None => match self
+                                .store
+                                .get_instance(&current.project, &current.id)
+                                .await?
+                            {
+                                Some(fresh) => fresh,
+                                None => return Ok(()),
+                            },
+                        };
+                        current = committed.clone();
+                        continue;
+                    }
+                    let outcome = self.act(&current, &context, &action).await;
+                    machine::after_action(&wf, &current, context, &action, outcome, now_millis())
                 }
             };
-            match self.apply(&row, change).await? {
-                Some(next) => row = next,
-                // Moved on meanwhile (a wake, a cancel, another node): look again.
-                None => match self.store.get_instance(&row.project, &row.id).await? {
-                    Some(fresh) => row = fresh,
-                    None => break,
-                },
-            }
+            current = change.applied_to(&current, now);
+            pending = Some(match pending {
+                Some(chain) => chain.then(change),
+                None => change,
+            });
+        }
+        if let Some(chain) = pending {
+            // If the instance moved on meanwhile, this chain is dropped; the instance is
+            // still due and is worked on again from what the store has.
+            self.commit(&committed, chain).await?;
         }
         Ok(())
     }
@@ -284,7 +310,7 @@ impl FlowEngine {
 
     /// Commit a change if the instance is still as read; the instance as it is now, or
     /// `None` when it moved on meanwhile.
-    async fn apply(&self, row: &InstanceRow, change: Change) -> Result<Option<InstanceRow>> {
+    async fn commit(&self, row: &InstanceRow, change: Change) -> Result<Option<InstanceRow>> {
         let now = now_millis();
         let publish: Vec<NewEvent> = change
             .publish
@@ -300,21 +326,24 @@ impl FlowEngine {
             })
             .collect();
         let starts_any = publish.iter().any(|e| !e.flow.starts.is_empty());
-        let context = Value::Object(change.context).to_string();
+        let next = InstanceRow {
+            rev: row.rev + 1,
+            ..change.applied_to(row, now)
+        };
         let committed = self
             .store
             .change_instance(InstanceChange {
                 project: row.project.clone(),
                 id: row.id.clone(),
                 expect_rev: row.rev,
-                state: change.state,
-                step: change.step,
-                attempt: change.attempt,
-                context: context.clone(),
-                waiting_for: change.waiting_for.clone(),
-                deadline: change.deadline,
-                due_at: change.due_at,
-                error: change.error.clone(),
+                state: next.state,
+                step: next.step,
+                attempt: next.attempt,
+                context: next.context.clone(),
+                waiting_for: next.waiting_for.clone(),
+                deadline: next.deadline,
+                due_at: next.due_at,
+                error: next.error.clone(),
                 now,
                 consume: change.consume,
                 history: change.history,
@@ -329,19 +358,7 @@ impl FlowEngine {
         if starts_any {
             self.notify();
         }
-        Ok(Some(InstanceRow {
-            state: change.state,
-            step: change.step,
-            attempt: change.attempt,
-            context,
-            waiting_for: change.waiting_for,
-            deadline: change.deadline,
-            due_at: change.due_at,
-            error: change.error,
-            rev: row.rev + 1,
-            updated_at: now,
-            ..row.clone()
-        }))
+        Ok(Some(next))
     }
 
     /// POST the context to an action's URL; its JSON answer is the output.
@@ -440,7 +457,7 @@ impl FlowEngine {
             let Some(change) = change else {
                 return Ok(Operated::Refused(row.state));
             };
-            if let Some(done) = self.apply(&row, change).await? {
+            if let Some(done) = self.commit(&row, change).await? {
                 self.notify();
                 return Ok(Operated::Done(Box::new(done)));
             }

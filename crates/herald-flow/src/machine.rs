@@ -80,6 +80,39 @@ impl Change {
         }
     }
 
+    /// This change followed by `next` (computed from this one's result), as one change:
+    /// `next`'s state, both changes' consumed events, history and publications.
+    pub fn then(mut self, next: Change) -> Change {
+        let mut consume = std::mem::take(&mut self.consume);
+        let mut history = std::mem::take(&mut self.history);
+        let mut publish = std::mem::take(&mut self.publish);
+        consume.extend(next.consume);
+        history.extend(next.history);
+        publish.extend(next.publish);
+        Change {
+            consume,
+            history,
+            publish,
+            ..next
+        }
+    }
+
+    /// `row` as this change leaves it (its revision is the store's to move).
+    pub fn applied_to(&self, row: &InstanceRow, now: i64) -> InstanceRow {
+        InstanceRow {
+            state: self.state,
+            step: self.step,
+            attempt: self.attempt,
+            context: Value::Object(self.context.clone()).to_string(),
+            waiting_for: self.waiting_for.clone(),
+            deadline: self.deadline,
+            due_at: self.due_at,
+            error: self.error.clone(),
+            updated_at: now,
+            ..row.clone()
+        }
+    }
+
     fn note(&mut self, at: i64, step: Option<i64>, kind: &str, detail: Value) {
         self.history.push(HistoryEntry {
             at,
@@ -399,16 +432,8 @@ mod tests {
     /// Apply a change to a row, as the store does.
     fn apply(r: &InstanceRow, ch: &Change) -> InstanceRow {
         InstanceRow {
-            state: ch.state,
-            step: ch.step,
-            attempt: ch.attempt,
-            context: Value::Object(ch.context.clone()).to_string(),
-            waiting_for: ch.waiting_for.clone(),
-            deadline: ch.deadline,
-            due_at: ch.due_at,
-            error: ch.error.clone(),
             rev: r.rev + 1,
-            ..r.clone()
+            ..ch.applied_to(r, 0)
         }
     }
 
@@ -582,6 +607,21 @@ mod tests {
         let c = after_action(&w, &r, Map::new(), &a, ok, 0);
         assert_eq!(c.context["reserve"], json!({"reserved": true}));
         assert_eq!(c.step, 1);
+    }
+
+    #[test]
+    fn changes_chain_into_one() {
+        let w = wf(json!([{"wait": {"types": ["pay"]}}, {"emit": {"type": "paid"}}]));
+        let r = row(InstanceState::Waiting, 0);
+        let woken = change(plan(&w, &r, Map::new(), &[kept(4, "pay", json!(1))], 0));
+        let r1 = woken.applied_to(&r, 0);
+        let emitted = change(plan(&w, &r1, woken.context.clone(), &[], 0));
+        let both = woken.clone().then(emitted.clone());
+        assert_eq!((both.state, both.step), (emitted.state, 2));
+        assert_eq!(both.consume, vec![4]);
+        assert_eq!(both.history.len(), 2);
+        assert_eq!(both.publish.len(), 1);
+        assert_eq!(both.context, emitted.context);
     }
 
     #[test]
