@@ -138,9 +138,9 @@ impl FlowEngine {
             if busy < MAX_IN_FLIGHT {
                 // Rows being worked on come back too (they are still due), so ask for more.
                 match self.store.due_instances(now, MAX_IN_FLIGHT + busy).await {
-                    Ok(rows) => {
-                        for row in rows {
-                            self.start_task(row);
+                    Ok(keys) => {
+                        for key in keys {
+                            self.start_task(key);
                         }
                     }
                     Err(e) => {
@@ -169,8 +169,7 @@ impl FlowEngine {
             .len()
     }
 
-    fn start_task(self: &Arc<Self>, row: InstanceRow) {
-        let key = (row.project.clone(), row.id.clone());
+    fn start_task(self: &Arc<Self>, key: (String, String)) {
         {
             let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             if set.len() >= MAX_IN_FLIGHT || !set.insert(key.clone()) {
@@ -179,8 +178,13 @@ impl FlowEngine {
         }
         let engine = self.clone();
         tokio::spawn(async move {
-            let failed = engine.work_on(row).await.is_err();
-            if failed {
+            let worked = match engine.store.get_instance(&key.0, &key.1).await {
+                Ok(Some(row)) => engine.work_on(row).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = worked {
+                tracing::warn!(instance = %key.1, error = %e, "workflow instance not moved on; retrying");
                 // The instance stays due; give the store a moment before it is retried.
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -193,11 +197,11 @@ impl FlowEngine {
         });
     }
 
-    /// Move one instance on until it sleeps, finishes or waits for a retry. Changes that
-    /// need no I/O are chained and committed as one; the chain is committed before an
-    /// action runs, and the action's outcome with what follows it after.
+    /// Move one instance on until it sleeps, finishes or waits for a retry. Its changes,
+    /// an action's outcome among them, are chained and committed as one: a crash before
+    /// that commit repeats the chain, so actions run at least once (like deliveries).
     async fn work_on(&self, row: InstanceRow) -> Result<()> {
-        let mut committed = row; // as the store has it
+        let committed = row; // as the store has it
         let mut current = committed.clone(); // with `pending` applied
         let mut pending: Option<Change> = None;
         // Bounded: a workflow has at most MAX_STEPS steps, each taking a change or two.
@@ -229,22 +233,6 @@ impl FlowEngine {
             let change = match machine::plan(&wf, &current, context.clone(), &kept, now) {
                 Plan::Change(c) => c,
                 Plan::Act(action) => {
-                    if let Some(chain) = pending.take() {
-                        committed = match self.commit(&committed, chain).await? {
-                            Some(next) => next,
-                            // Moved on meanwhile (a wake, a cancel, another node): look again.
-                            None => match self
-                                .store
-                                .get_instance(&current.project, &current.id)
-                                .await?
-                            {
-                                Some(fresh) => fresh,
-                                None => return Ok(()),
-                            },
-                        };
-                        current = committed.clone();
-                        continue;
-                    }
                     let outcome = self.act(&current, &context, &action).await;
                     machine::after_action(&wf, &current, context, &action, outcome, now_millis())
                 }

@@ -169,8 +169,9 @@ pub trait Store: Send + Sync + 'static {
     /// Mark every version deleted: no new instance starts; running ones go on.
     async fn delete_workflow(&self, project: &str, id: &str) -> Result<bool>;
 
-    /// Instances due at `now` (state starting, running or waiting), earliest first.
-    async fn due_instances(&self, now: i64, limit: usize) -> Result<Vec<InstanceRow>>;
+    /// `(project, id)` of instances due at `now`, earliest first (keys only: the engine
+    /// asks often, and skips the ones it is already working on).
+    async fn due_instances(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>>;
     /// The earliest `due_at` of any instance.
     async fn next_instance_due(&self) -> Result<Option<i64>>;
     async fn get_instance(&self, project: &str, id: &str) -> Result<Option<InstanceRow>>;

@@ -25,8 +25,41 @@ pub struct SqliteStore {
     /// Leases live in memory: this process is the only one using the file, so a restart
     /// (which clears them) is exactly when every lease must end. No write, no fsync.
     leases: Arc<Leases>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    /// Queries for the reader threads (bounded: callers wait rather than queue without limit).
+    reads: tokio::sync::mpsc::Sender<ReadJob>,
     path: PathBuf,
+}
+
+/// A query, run on one of the reader threads with its connection.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// `READERS` threads, each with its own read-only connection, taking queries from one
+/// queue. Long-lived threads, rather than the runtime's blocking pool: a connection keeps
+/// its page cache, and the allocator's per-thread memory is reused instead of being left
+/// behind on threads that come and go.
+fn start_readers(path: &Path) -> Result<tokio::sync::mpsc::Sender<ReadJob>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<ReadJob>(1024);
+    let rx = Arc::new(Mutex::new(rx));
+    for n in 0..READERS {
+        let conn = Connection::open(path).map_err(backend)?;
+        schema::configure(&conn, false).map_err(backend)?;
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("herald-sqlite-reader-{n}"))
+            .spawn(move || loop {
+                let job = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+                match job {
+                    // A panicking query loses its answer (the caller sees `Closed`), not the thread.
+                    Some(job) => {
+                        let _ =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
+                    }
+                    None => return,
+                }
+            })
+            .map_err(backend)?;
+    }
+    Ok(tx)
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -48,16 +81,10 @@ impl SqliteStore {
             [now],
         )
         .map_err(backend)?;
-        let mut readers = Vec::new();
-        for _ in 0..READERS {
-            let r = Connection::open(&path).map_err(backend)?;
-            schema::configure(&r, false).map_err(backend)?;
-            readers.push(r);
-        }
         Ok(SqliteStore {
             writer: Writer::start(conn),
             leases: Arc::new(Leases::default()),
-            readers: Arc::new(Mutex::new(readers)),
+            reads: start_readers(&path)?,
             path,
         })
     }
@@ -66,34 +93,21 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Run a read-only query on a pooled connection, off the async runtime.
+    /// Run a read-only query on a reader thread, off the async runtime.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let pool = self.readers.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => {
-                    let c = Connection::open(&path)?;
-                    schema::configure(&c, false)?;
-                    c
-                }
-            };
-            let out = f(&conn);
-            let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < READERS {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(backend)?
-        .map_err(backend)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.reads.send(job).await.map_err(|_| StoreError::Closed)?;
+        answer
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(backend)
     }
 }
 
@@ -841,13 +855,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn due_instances(&self, now: i64, limit: usize) -> Result<Vec<InstanceRow>> {
+    async fn due_instances(&self, now: i64, limit: usize) -> Result<Vec<(String, String)>> {
         self.read(move |c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {} FROM instances WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
-                flows::INSTANCE_COLUMNS
-            ))?;
-            let rows = st.query_map(params![now, limit as i64], flows::instance_from_row)?;
+            let mut st = c.prepare_cached(
+                "SELECT project, id FROM instances WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![now, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })
         .await

@@ -151,7 +151,9 @@ pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.pragma_update(None, "page_size", 2048)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "cache_size", -16_000)?;
+    // Page caches are the store's memory: they are capped, so it stays flat however much
+    // is on disk. The writer's is larger: ingest updates indexes all over the file.
+    conn.pragma_update(None, "cache_size", if writer { -16_000 } else { -4_000 })?;
     if writer {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoints copy the WAL into the database and fsync it, stalling the writer;
