@@ -110,13 +110,14 @@ pub fn payload(event: &Event) -> Value {
     }
 }
 
-/// The instance an event is addressed to, if any.
+/// The instance an event is addressed to, if any: `instanceid`, or `cxpinstanceid` as
+/// Emporix's Celonis integration names it.
 pub fn addressed_instance(event: &Event) -> Option<String> {
-    event
-        .extensions
-        .get(INSTANCE_ATTRIBUTE)
+    [INSTANCE_ATTRIBUTE, "cxpinstanceid"]
+        .iter()
+        .filter_map(|name| event.extensions.get(*name))
         .map(|v| v.to_canonical_string())
-        .filter(|s| !s.is_empty())
+        .find(|s| !s.is_empty())
 }
 
 /// A project's live workflows by start event type.
@@ -236,6 +237,19 @@ mod tests {
         let mut e = event("herald.workflow.started", json!({}));
         e.source = ANNOUNCE_SOURCE.into();
         assert!(index.starts("p", &e).is_empty());
+    }
+
+    #[test]
+    fn an_event_is_addressed_by_instanceid_or_cxpinstanceid() {
+        use herald_core::ExtValue;
+        let mut e = event("x", json!({}));
+        assert_eq!(addressed_instance(&e), None);
+        e.extensions
+            .insert("cxpinstanceid".into(), ExtValue::String("c1".into()));
+        assert_eq!(addressed_instance(&e).as_deref(), Some("c1"));
+        e.extensions
+            .insert("instanceid".into(), ExtValue::String("i1".into()));
+        assert_eq!(addressed_instance(&e).as_deref(), Some("i1"));
     }
 
     #[test]
