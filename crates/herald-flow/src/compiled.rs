@@ -130,10 +130,18 @@ pub struct StartIndex {
 }
 
 impl StartIndex {
-    /// Put (or replace) a workflow's current version.
+    /// Put (or replace) a workflow's current version. An older version than the one in
+    /// place is ignored (two saves may install in either order).
     pub fn put(&self, wf: Arc<CompiledWorkflow>) {
         let mut all = self.by_project.write().unwrap_or_else(|p| p.into_inner());
         let project = all.entry(wf.project.clone()).or_default();
+        let newer_in_place = project
+            .values()
+            .flatten()
+            .any(|w| w.id() == wf.id() && w.version > wf.version);
+        if newer_in_place {
+            return;
+        }
         for list in project.values_mut() {
             list.retain(|w| w.id() != wf.id());
         }
@@ -179,8 +187,12 @@ mod tests {
     use serde_json::json;
 
     fn workflow(project: &str, def: Value) -> Arc<CompiledWorkflow> {
+        versioned(project, 1, def)
+    }
+
+    fn versioned(project: &str, version: i64, def: Value) -> Arc<CompiledWorkflow> {
         let def = WorkflowDefinition::parse(&def).unwrap();
-        Arc::new(CompiledWorkflow::compile(project, 1, def).unwrap())
+        Arc::new(CompiledWorkflow::compile(project, version, def).unwrap())
     }
 
     fn event(ty: &str, data: Value) -> Event {
@@ -217,10 +229,17 @@ mod tests {
             .starts("p", &event("order.paid", json!({})))
             .is_empty());
 
-        // A new version replaces the old one; a removed workflow starts nothing.
-        index.put(workflow(
+        // A new version replaces the old one (never an older one); a removed workflow
+        // starts nothing.
+        index.put(versioned(
             "p",
+            3,
             json!({"id": "any", "start": {"type": "order.paid"}, "steps": []}),
+        ));
+        index.put(versioned(
+            "p",
+            2,
+            json!({"id": "any", "start": {"type": "order.created"}, "steps": []}),
         ));
         assert_eq!(index.starts("p", &big).len(), 1);
         index.remove("p", "big");
