@@ -60,6 +60,16 @@ pub enum Data {
 }
 
 impl Data {
+    /// The payload as one JSON value: JSON as it is, text as a string, bytes as base64
+    /// text (for contexts that hold payloads, such as a workflow instance's).
+    pub fn to_json_value(&self) -> Value {
+        match self {
+            Data::Json(v) => v.clone(),
+            Data::Text(s) => Value::String(s.clone()),
+            Data::Binary(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        }
+    }
+
     /// The payload as the bytes of an HTTP body in binary mode.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {

@@ -196,11 +196,37 @@ impl WorkflowDefinition {
             }
             match &step.kind {
                 StepKind::Action(a) => {
-                    let ok = a.url.starts_with("http://") || a.url.starts_with("https://");
+                    let host = a
+                        .url
+                        .strip_prefix("http://")
+                        .or_else(|| a.url.strip_prefix("https://"));
+                    let ok = host.is_some_and(|h| !h.is_empty() && !h.starts_with('/'));
                     if !ok || a.url.contains(char::is_whitespace) {
                         return Err(refuse(
                             format!("{at}.action.url"),
-                            "an http:// or https:// URL",
+                            "an http:// or https:// URL with a host",
+                        ));
+                    }
+                    for (name, value) in &a.headers {
+                        let token =
+                            |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                        if name.is_empty() || !name.chars().all(token) {
+                            return Err(refuse(
+                                format!("{at}.action.headers"),
+                                format!("'{name}' is not a valid header name"),
+                            ));
+                        }
+                        if value.chars().any(|c| c.is_ascii_control() && c != '\t') {
+                            return Err(refuse(
+                                format!("{at}.action.headers.{name}"),
+                                "a header value may not hold control characters",
+                            ));
+                        }
+                    }
+                    if a.retry_delay > MAX_STEP_DURATION {
+                        return Err(refuse(
+                            format!("{at}.action.retry_delay"),
+                            "at most 366 days",
                         ));
                     }
                     if a.attempts == 0 || a.attempts > 100 {
@@ -273,14 +299,18 @@ fn serde_path(json: &Value, message: &str) -> String {
             }
         }
     }
-    for key in ["start", "steps", "id", "name"] {
-        if message.contains(&format!("`{key}`")) {
-            return key.to_string();
-        }
-    }
     if let Some(Value::Object(start)) = json.get("start") {
         if serde_json::from_value::<StartTrigger>(Value::Object(start.clone())).is_err() {
             return "start".into();
+        }
+    }
+    // "unknown field `x`, expected one of ...": the path is `x`, not the ones expected.
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        return rest.split('`').next().unwrap_or_default().to_string();
+    }
+    for key in ["start", "steps", "id", "name"] {
+        if message.contains(&format!("`{key}`")) {
+            return key.to_string();
         }
     }
     String::new()
@@ -372,6 +402,30 @@ mod tests {
                 v.as_object_mut().unwrap().remove("start");
             }),
             "start"
+        );
+        assert_eq!(path(&|v| v["trigger"] = json!({})), "trigger");
+        assert_eq!(path(&|v| v["start"]["when"] = json!(1)), "start");
+        assert_eq!(path(&|v| v["id"] = json!("a b")), "id");
+        assert_eq!(
+            path(&|v| v["steps"][0]["action"]["url"] = json!("http:///x")),
+            "steps[0].action.url"
+        );
+        assert_eq!(
+            path(&|v| v["steps"][0]["action"]["headers"] = json!({"bad name": "x"})),
+            "steps[0].action.headers"
+        );
+        assert_eq!(
+            path(&|v| v["steps"][0]["action"]["headers"] = json!({"x-a": "1\r\nx-b: 2"})),
+            "steps[0].action.headers.x-a"
+        );
+        assert_eq!(
+            path(&|v| v["steps"][0]["action"]["retry_delay"] = json!("400days")),
+            "steps[0].action.retry_delay"
+        );
+        // A step name may not be one of the workflow's event types (they share the context).
+        assert_eq!(
+            path(&|v| v["steps"][0]["name"] = json!("payment.received")),
+            "steps[0].name"
         );
     }
 }

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use herald_core::event::{Data, Event};
+use herald_core::event::{Event, ExtValue};
 use herald_core::workflow::{DefinitionError, StepKind, WorkflowDefinition};
+use herald_filter::dialects::feel_matches;
 use herald_filter::feel::Expression;
 use herald_store::NewInstance;
 use serde_json::{Map, Value};
 
-use crate::{ANNOUNCE_SOURCE, INSTANCE_ATTRIBUTE};
+use crate::{ANNOUNCE_SOURCE, DEPTH_ATTRIBUTE, INSTANCE_ATTRIBUTE, MAX_DEPTH};
 
 #[derive(Debug)]
 pub struct CompiledWorkflow {
@@ -76,7 +77,7 @@ impl CompiledWorkflow {
             return false;
         }
         match &self.start_filter {
-            Some(f) => f.matches(&payload(event), &event.attributes_json()),
+            Some(f) => feel_matches(f, event),
             None => true,
         }
     }
@@ -84,7 +85,7 @@ impl CompiledWorkflow {
     /// Whether a kept event passes step `i`'s wait filter.
     pub fn wait_accepts(&self, i: usize, event: &Event) -> bool {
         match self.step_exprs.get(i).and_then(Option::as_ref) {
-            Some(f) => f.matches(&payload(event), &event.attributes_json()),
+            Some(f) => feel_matches(f, event),
             None => true,
         }
     }
@@ -99,14 +100,20 @@ impl CompiledWorkflow {
     }
 }
 
-/// An event's payload as a JSON value: JSON as is, text as a string, bytes as base64.
+/// An event's payload as a JSON value (`null` without data).
 pub fn payload(event: &Event) -> Value {
-    use base64::Engine as _;
-    match &event.data {
-        None => Value::Null,
-        Some(Data::Json(v)) => v.clone(),
-        Some(Data::Text(s)) => Value::String(s.clone()),
-        Some(Data::Binary(b)) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+    event
+        .data
+        .as_ref()
+        .map_or(Value::Null, |d| d.to_json_value())
+}
+
+/// How many workflow emits led to `event` (0 for events from outside).
+pub fn depth(event: &Event) -> i64 {
+    match event.extensions.get(DEPTH_ATTRIBUTE) {
+        Some(ExtValue::Integer(n)) => *n,
+        Some(other) => other.to_canonical_string().parse().unwrap_or(0),
+        None => 0,
     }
 }
 
@@ -160,6 +167,12 @@ impl StartIndex {
     /// The instances `event` starts, each with a new id and its first context (the
     /// event's payload under its type). An `instanceid` on a start event is ignored.
     pub fn starts(&self, project: &str, event: &Event) -> Vec<NewInstance> {
+        let depth = depth(event);
+        if depth >= MAX_DEPTH {
+            // Workflows starting each other in a loop: this chain has gone far enough.
+            tracing::warn!(project, event = %event.id, r#type = %event.ty, depth, "event emitted by a chain of {MAX_DEPTH} workflows starts no more");
+            return Vec::new();
+        }
         let all = self.by_project.read().unwrap_or_else(|p| p.into_inner());
         let Some(candidates) = all.get(project).and_then(|p| p.get(&event.ty)) else {
             return Vec::new();
@@ -175,6 +188,7 @@ impl StartIndex {
                     workflow: w.id().to_string(),
                     version: w.version,
                     context: Value::Object(context).to_string(),
+                    depth,
                 }
             })
             .collect()
@@ -197,7 +211,7 @@ mod tests {
 
     fn event(ty: &str, data: Value) -> Event {
         let mut e = Event::new("1", "/shop", ty);
-        e.data = Some(Data::Json(data));
+        e.data = Some(herald_core::Data::Json(data));
         e
     }
 
@@ -247,6 +261,23 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_of_emits_stops_starting_at_the_depth_limit() {
+        let index = StartIndex::default();
+        index.put(workflow(
+            "p",
+            json!({"id": "echo", "start": {"type": "x"}, "steps": [{"emit": {"type": "x"}}]}),
+        ));
+        let mut e = event("x", json!({}));
+        assert_eq!(index.starts("p", &e)[0].depth, 0);
+        e.extensions
+            .insert(DEPTH_ATTRIBUTE.into(), ExtValue::Integer(MAX_DEPTH - 1));
+        assert_eq!(index.starts("p", &e)[0].depth, MAX_DEPTH - 1);
+        e.extensions
+            .insert(DEPTH_ATTRIBUTE.into(), ExtValue::Integer(MAX_DEPTH));
+        assert!(index.starts("p", &e).is_empty());
+    }
+
+    #[test]
     fn announcements_never_start_instances() {
         let index = StartIndex::default();
         index.put(workflow(
@@ -260,7 +291,6 @@ mod tests {
 
     #[test]
     fn an_event_is_addressed_by_instanceid_or_cxpinstanceid() {
-        use herald_core::ExtValue;
         let mut e = event("x", json!({}));
         assert_eq!(addressed_instance(&e), None);
         e.extensions

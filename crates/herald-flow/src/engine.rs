@@ -113,16 +113,14 @@ impl FlowEngine {
         self.starts.remove(project, id);
     }
 
-    /// What an ingested event does to workflows: the instances it starts or, when it
-    /// starts none, the instance its `instanceid` addresses.
+    /// What an ingested event does to workflows: the instances it starts, and the
+    /// instance its `instanceid` addresses (which the store ignores for a workflow the
+    /// event starts).
     pub fn routing(&self, project: &str, event: &Event) -> FlowRouting {
-        let starts = self.starts.starts(project, event);
-        let wake = if starts.is_empty() {
-            addressed_instance(event)
-        } else {
-            None
-        };
-        FlowRouting { starts, wake }
+        FlowRouting {
+            starts: self.starts.starts(project, event),
+            wake: addressed_instance(event),
+        }
     }
 
     /// Look for due instances now (after a commit that started or woke some).
@@ -201,10 +199,11 @@ impl FlowEngine {
     /// an action's outcome among them, are chained and committed as one: a crash before
     /// that commit repeats the chain, so actions run at least once (like deliveries).
     async fn work_on(&self, row: InstanceRow) -> Result<()> {
-        let committed = row; // as the store has it
+        let mut committed = row; // as the store has it
         let mut current = committed.clone(); // with `pending` applied
         let mut pending: Option<Change> = None;
-        // Bounded: a workflow has at most MAX_STEPS steps, each taking a change or two.
+        let mut acted = false; // `pending` holds an action's outcome
+                               // Bounded: a workflow has at most MAX_STEPS steps, each taking a change or two.
         for _ in 0..4 * herald_core::workflow::MAX_STEPS + 8 {
             let now = now_millis();
             if current.due_at.is_none_or(|d| d > now) {
@@ -214,7 +213,18 @@ impl FlowEngine {
                 .workflow(&current.project, &current.workflow, current.version)
                 .await?
             else {
-                tracing::error!(instance = %current.id, workflow = %current.workflow, version = current.version, "instance of an unknown workflow version");
+                let reason = format!(
+                    "version {} of workflow '{}' is missing or no longer valid",
+                    current.version, current.workflow
+                );
+                tracing::error!(instance = %current.id, "{reason}");
+                // Failed, it is due no more (and may be retried once the cause is fixed).
+                if let Some(ch) = machine::broken(&current, context_of(&current), &reason, now) {
+                    pending = Some(match pending {
+                        Some(chain) => chain.then(ch),
+                        None => ch,
+                    });
+                }
                 break;
             };
             let context = context_of(&current);
@@ -222,21 +232,52 @@ impl FlowEngine {
                 wf.def.steps.get(current.step as usize).map(|s| &s.kind),
                 Some(StepKind::Wait(_))
             );
-            let mut kept = Vec::new();
+            let (mut kept, mut unreadable) = (Vec::new(), Vec::new());
             if waiting && !current.state.is_finished() {
-                kept = self.kept(&current).await?;
+                (kept, unreadable) = self.kept(&current).await?;
                 // Consumed by the uncommitted chain already.
                 if let Some(p) = &pending {
                     kept.retain(|k| !p.consume.contains(&k.id));
+                    unreadable.retain(|id| !p.consume.contains(id));
                 }
             }
-            let change = match machine::plan(&wf, &current, context.clone(), &kept, now) {
+            let mut change = match machine::plan(&wf, &current, context.clone(), &kept, now) {
                 Plan::Change(c) => c,
                 Plan::Act(action) => {
+                    // What an action must not wait for (published events, an earlier
+                    // action's outcome) is committed before it runs.
+                    let must_commit = pending
+                        .as_ref()
+                        .is_some_and(|p| acted || !p.publish.is_empty());
+                    if must_commit {
+                        let chain = pending.take().expect("checked above");
+                        acted = false;
+                        committed = match self.commit(&committed, chain).await? {
+                            Some(next) => next,
+                            // Moved on meanwhile (a wake, a cancel, another node).
+                            None => match self
+                                .store
+                                .get_instance(&current.project, &current.id)
+                                .await?
+                            {
+                                Some(fresh) => fresh,
+                                None => return Ok(()),
+                            },
+                        };
+                        current = committed.clone();
+                        continue;
+                    }
+                    acted = true;
                     let outcome = self.act(&current, &context, &action).await;
                     machine::after_action(&wf, &current, context, &action, outcome, now_millis())
                 }
             };
+            if !unreadable.is_empty() {
+                // Herald wrote them; should one not read back, it must not keep the
+                // instance due forever.
+                change.note_unreadable(&unreadable, now);
+                change.consume.extend(unreadable);
+            }
             current = change.applied_to(&current, now);
             pending = Some(match pending {
                 Some(chain) => chain.then(change),
@@ -251,19 +292,20 @@ impl FlowEngine {
         Ok(())
     }
 
-    async fn kept(&self, row: &InstanceRow) -> Result<Vec<Kept>> {
-        let rows = self.store.kept_events(&row.project, &row.id).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|k| {
-                let event = Event::from_stored_json(&k.body).ok()?;
-                Some(Kept {
+    /// The events kept for an instance, and the ids of any whose body does not read back.
+    async fn kept(&self, row: &InstanceRow) -> Result<(Vec<Kept>, Vec<i64>)> {
+        let (mut kept, mut unreadable) = (Vec::new(), Vec::new());
+        for k in self.store.kept_events(&row.project, &row.id).await? {
+            match Event::from_stored_json(&k.body) {
+                Ok(event) => kept.push(Kept {
                     id: k.id,
                     seq: k.seq,
                     event,
-                })
-            })
-            .collect())
+                }),
+                Err(_) => unreadable.push(k.id),
+            }
+        }
+        Ok((kept, unreadable))
     }
 
     /// A definition version, compiled (from the cache or the store).
@@ -363,9 +405,11 @@ impl FlowEngine {
             .header("content-type", "application/json")
             .header(format!("ce-{INSTANCE_ATTRIBUTE}"), &row.id)
             .header("herald-workflow", &row.workflow)
+            // The same until the attempt's outcome is committed (a repeat after a crash
+            // keeps it); a retry by hand has a new revision, so a new key.
             .header(
                 "idempotency-key",
-                format!("{}.{}.{}", row.id, row.step, row.attempt),
+                format!("{}.{}.{}.{}", row.id, row.step, row.attempt, row.rev),
             );
         for (k, v) in &action.headers {
             req = req.header(k, v);

@@ -21,3 +21,8 @@ pub const ANNOUNCE_SOURCE: &str = "herald/workflows";
 
 /// The extension attribute that addresses an event to an instance.
 pub const INSTANCE_ATTRIBUTE: &str = "instanceid";
+
+/// The extension attribute counting how many workflow emits led to an event; an event
+/// at [`MAX_DEPTH`] starts no instance, so workflows that start each other stop.
+pub const DEPTH_ATTRIBUTE: &str = "heralddepth";
+pub const MAX_DEPTH: i64 = 16;

@@ -13,7 +13,7 @@ use herald_store::{HistoryEntry, InstanceRow, InstanceState};
 use serde_json::{json, Map, Value};
 
 use crate::compiled::{payload, CompiledWorkflow};
-use crate::{ANNOUNCE_SOURCE, INSTANCE_ATTRIBUTE};
+use crate::{ANNOUNCE_SOURCE, DEPTH_ATTRIBUTE, INSTANCE_ATTRIBUTE};
 
 /// A wake event kept for the instance.
 #[derive(Debug, Clone)]
@@ -122,6 +122,16 @@ impl Change {
         });
     }
 
+    /// Kept events that do not read back, dropped.
+    pub fn note_unreadable(&mut self, ids: &[i64], now: i64) {
+        self.note(
+            now,
+            Some(self.step),
+            "event_unreadable",
+            json!({ "kept": ids }),
+        );
+    }
+
     /// On to step `step + 1`, due now.
     fn advance(&mut self, now: i64) {
         self.state = InstanceState::Running;
@@ -212,6 +222,9 @@ pub fn plan(
             event
                 .extensions
                 .insert(INSTANCE_ATTRIBUTE.into(), ExtValue::String(row.id.clone()));
+            event
+                .extensions
+                .insert(DEPTH_ATTRIBUTE.into(), ExtValue::Integer(row.depth + 1));
             ch.note(
                 now,
                 Some(row.step),
@@ -360,6 +373,27 @@ pub fn cancel(row: &InstanceRow, context: Map<String, Value>, now: i64) -> Optio
     Some(ch)
 }
 
+/// Fail an instance that cannot run (its definition version is missing or no longer
+/// compiles), so that it stops being due; `None` when it has finished already.
+pub fn broken(
+    row: &InstanceRow,
+    context: Map<String, Value>,
+    reason: &str,
+    now: i64,
+) -> Option<Change> {
+    if row.state.is_finished() {
+        return None;
+    }
+    let mut ch = Change::keep(row, context);
+    ch.state = InstanceState::Failed;
+    ch.waiting_for.clear();
+    ch.deadline = None;
+    ch.due_at = None;
+    ch.error = Some(reason.to_string());
+    ch.note(now, Some(row.step), "failed", json!({"error": reason}));
+    Some(ch)
+}
+
 /// Run a failed instance's failed step again from its first attempt; `None` unless failed.
 pub fn retry(row: &InstanceRow, context: Map<String, Value>, now: i64) -> Option<Change> {
     if row.state != InstanceState::Failed {
@@ -426,6 +460,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             error: None,
+            depth: 0,
         }
     }
 

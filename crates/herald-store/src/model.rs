@@ -32,7 +32,9 @@ pub struct FlowRouting {
     pub starts: Vec<NewInstance>,
     /// The instance (`instanceid`) this event is addressed to. It is kept for that
     /// instance in the same transaction; an unknown or finished instance, or a type its
-    /// workflow never awaits, refuses the whole append ([`crate::StoreError::Wake`]).
+    /// workflow never awaits, refuses the whole append ([`crate::StoreError::Wake`]),
+    /// unless the event starts instances: then a wake it cannot make, or one addressed to
+    /// an instance of a workflow it starts, is ignored.
     pub wake: Option<String>,
 }
 
@@ -44,12 +46,15 @@ pub struct NewInstance {
     pub version: i64,
     /// JSON object.
     pub context: String,
+    /// How many workflow emits led to the start event (0: it came from outside).
+    pub depth: i64,
 }
 
 /// Why a wake event was refused; nothing of its append is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WakeRefusal {
     UnknownInstance,
+    /// Completed or cancelled (a failed instance still takes wakes: it may be retried).
     Finished(InstanceState),
     /// The instance's workflow (version) has no wait step for this type.
     NotAwaited,
@@ -78,6 +83,11 @@ impl InstanceState {
         InstanceState::Failed,
         InstanceState::Cancelled,
     ];
+
+    /// Whether an event may still wake it (not completed, not cancelled).
+    pub fn takes_wakes(self) -> bool {
+        !matches!(self, InstanceState::Completed | InstanceState::Cancelled)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -146,6 +156,8 @@ pub struct InstanceRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub error: Option<String>,
+    /// See [`NewInstance::depth`].
+    pub depth: i64,
 }
 
 /// A wake event kept for an instance until a `wait` step consumes it.

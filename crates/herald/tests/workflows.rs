@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::*;
 
-async fn put_workflow(h: &Herald, def: Value) -> (u16, Value) {
+async fn post_workflow(h: &Herald, def: Value) -> (u16, Value) {
     let resp = client()
         .post(h.api("default/workflows"))
         .json(&def)
@@ -22,7 +22,7 @@ async fn put_workflow(h: &Herald, def: Value) -> (u16, Value) {
 }
 
 async fn create_workflow(h: &Herald, def: Value) -> Value {
-    let (status, body) = put_workflow(h, def).await;
+    let (status, body) = post_workflow(h, def).await;
     assert_eq!(status, 201, "{body}");
     body
 }
@@ -64,15 +64,20 @@ async fn instance(h: &Herald, wf: &str, id: &str) -> Value {
 
 /// Poll until the instance is in `state`; returns it.
 async fn until_state(h: &Herald, wf: &str, id: &str, state: &str) -> Value {
+    until(h, wf, id, |v| v["state"] == state).await
+}
+
+/// Poll until the instance satisfies `f`; returns it.
+async fn until(h: &Herald, wf: &str, id: &str, f: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let v = instance(h, wf, id).await;
-        if v["state"] == state {
+        if f(&v) {
             return v;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "instance never became {state}: {v:#}"
+            "never as expected: {v:#}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -152,9 +157,14 @@ async fn a_value_stream_acts_sleeps_wakes_on_its_instance_id_and_emits() {
     assert_eq!(status, 202);
     let all = until_instances(&h, "order-to-cash", 1).await;
     let id = all[0]["id"].as_str().unwrap().to_string();
-    assert_ne!(id, "made-up");
+    assert_eq!(all[0]["context"]["order.created"], json!({"total": 10}));
 
     let waiting = until_state(&h, "order-to-cash", &id, "waiting").await;
+    assert_eq!(
+        instances(&h, "order-to-cash", None).await.len(),
+        1,
+        "an event failing the start filter starts nothing"
+    );
     assert_eq!(waiting["waiting_for"], json!(["payment.received"]));
     assert_eq!(
         instances(&h, "order-to-cash", Some("waiting")).await.len(),
@@ -269,7 +279,7 @@ async fn a_wake_that_comes_early_is_kept_until_its_wait_step() {
     create_workflow(
         &h,
         json!({"id": "early", "start": {"type": "go"},
-               "steps": [{"delay": "1s"}, {"wait": {"types": ["ready"]}}]}),
+               "steps": [{"delay": "3s"}, {"wait": {"types": ["ready"]}}]}),
     )
     .await;
     send_binary(&h, "default", "g1", "go", json!({})).await;
@@ -403,8 +413,10 @@ async fn instances_timers_and_kept_events_survive_kill_9() {
             );
         }
         for id in &ids {
-            let v = instance(&h, "durable", id).await;
-            assert_eq!(v["step"], 1, "in the delay: {v:#}");
+            until(&h, "durable", id, |v| {
+                v["step"] == 1 && v["state"] == "waiting"
+            })
+            .await;
         }
         // Crash in the middle of the delays, with the second wakes kept.
         h.kill9();
@@ -447,7 +459,7 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
                     "steps": [{"wait": {"types": ["next"]}}, {"emit": {"type": "v1.done"}}]});
     let created = create_workflow(&h, v1.clone()).await;
     assert_eq!(created["version"], 1);
-    let (status, body) = put_workflow(&h, v1).await;
+    let (status, body) = post_workflow(&h, v1).await;
     assert_eq!(status, 409, "{body}");
 
     send_binary(&h, "default", "g1", "go", json!({})).await;
@@ -552,7 +564,7 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
             "id",
         ),
     ] {
-        let (status, body) = put_workflow(&h, def).await;
+        let (status, body) = post_workflow(&h, def).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["type"], "urn:herald:problem:invalid-workflow");
         assert!(
@@ -577,6 +589,13 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
         .iter()
         .all(|w| w["id"] == "flow"));
 
+    let resp = client()
+        .get(h.api("default/workflows/nope/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+
     // Deleted: no new instance starts, and its reads are gone.
     let resp = client()
         .delete(h.api("default/workflows/flow"))
@@ -592,7 +611,11 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
     assert_eq!(resp.status(), 404);
     send_binary(&h, "default", "g3", "go", json!({})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(instances(&h, "flow", None).await.len(), 2);
+    assert_eq!(
+        instances(&h, "flow", None).await.len(),
+        2,
+        "a deleted workflow's instances stay listable"
+    );
 }
 
 #[tokio::test]
@@ -632,27 +655,31 @@ async fn a_failed_step_is_retried_by_hand_and_an_instance_cancelled() {
         ["started", "action_failed", "action_failed", "failed"]
     );
     assert_eq!(instances(&h, "fragile", Some("failed")).await.len(), 1);
-    // Only failed instances are retried; a failed one is not woken.
     assert_eq!(operate(&h, "fragile", "nope", "retry").await.0, 404);
+    // A failed instance may be retried, so it still takes (and keeps) wakes.
+    assert_eq!(
+        wake(&h, &id, "never", "n1", json!({"kept": true})).await.0,
+        202
+    );
 
     healthy.store(true, std::sync::atomic::Ordering::SeqCst);
     let (status, body) = operate(&h, "fragile", &id, "retry").await;
     assert_eq!(status, 200, "{body}");
-    // Retried, it runs on: the first wait times out and continues, the second fails.
+    // Retried, it runs on: the first wait takes the kept event, the second times out.
     let failed = until_state(&h, "fragile", &id, "failed").await;
     let k = kinds(&failed);
     assert!(
         k.ends_with(&[
             "retried".into(),
             "action_succeeded".into(),
-            "waiting".into(),
-            "timed_out".into(),
+            "woken".into(),
             "waiting".into(),
             "timed_out".into(),
             "failed".into()
         ]),
         "{k:?}"
     );
+    assert_eq!(failed["context"]["never"], json!({"kept": true}));
     assert_eq!(failed["context"]["call"], json!({"ok": 1}));
     let (status, _) = operate(&h, "fragile", &id, "cancel").await;
     assert_eq!(status, 409, "a finished instance is not cancelled");
@@ -676,4 +703,46 @@ async fn a_failed_step_is_retried_by_hand_and_an_instance_cancelled() {
     assert_eq!(operate(&h, "patient", &id, "retry").await.0, 409);
     // An instance id belongs to its own workflow.
     assert_eq!(operate(&h, "fragile", &id, "cancel").await.0, 404);
+}
+
+#[tokio::test]
+async fn a_start_event_wakes_an_instance_of_another_workflow_and_loops_stop() {
+    let h = Herald::start();
+    create_workflow(
+        &h,
+        json!({"id": "payments", "start": {"type": "payment.received"}, "steps": []}),
+    )
+    .await;
+    create_workflow(
+        &h,
+        json!({"id": "orders", "start": {"type": "order.created"},
+               "steps": [{"wait": {"types": ["payment.received"]}}]}),
+    )
+    .await;
+    send_binary(&h, "default", "o1", "order.created", json!({})).await;
+    let order = until_instances(&h, "orders", 1).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    until_state(&h, "orders", &order, "waiting").await;
+    // It starts a `payments` instance (its instanceid ignored there) and wakes the order.
+    let (status, body) = wake(&h, &order, "payment.received", "p1", json!({"n": 1})).await;
+    assert_eq!(status, 202, "{body}");
+    until_instances(&h, "payments", 1).await;
+    until_state(&h, "orders", &order, "completed").await;
+    // A start event addressed to nobody known still starts (nothing to refuse it for).
+    let (status, body) = wake(&h, "nobody", "payment.received", "p2", json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    until_instances(&h, "payments", 2).await;
+
+    // A workflow that starts itself through its own emit stops at the depth limit.
+    create_workflow(
+        &h,
+        json!({"id": "echo", "start": {"type": "echo"}, "steps": [{"emit": {"type": "echo"}}]}),
+    )
+    .await;
+    send_binary(&h, "default", "e1", "echo", json!({})).await;
+    until_instances(&h, "echo", 16).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(instances(&h, "echo", None).await.len(), 16);
 }

@@ -158,10 +158,14 @@ pub async fn create(
         StatusCode::CREATED,
         saved.as_ref().map(view).unwrap_or_default(),
     );
+    located(&mut resp, &project, &id);
+    Ok(resp)
+}
+
+fn located(resp: &mut Response, project: &str, id: &str) {
     if let Ok(loc) = format!("/v1/api/{project}/workflows/{id}").parse() {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
-    Ok(resp)
 }
 
 #[derive(Deserialize)]
@@ -219,11 +223,15 @@ pub async fn replace(
     } else {
         StatusCode::CREATED
     };
-    Ok(reply(
+    let mut resp = reply(
         &headers,
         status,
         saved.as_ref().map(view).unwrap_or_default(),
-    ))
+    );
+    if !existed {
+        located(&mut resp, &project, &id);
+    }
+    Ok(resp)
 }
 
 pub async fn delete(
@@ -291,6 +299,16 @@ pub async fn instances(
             ))
         })?),
     };
+    // Version 1 exists for every workflow ever created (numbers go on across a delete),
+    // so the instances of a deleted workflow stay listable.
+    if app
+        .store
+        .get_workflow(&project, &id, Some(1))
+        .await?
+        .is_none()
+    {
+        return Err(not_found(&id));
+    }
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let rows = app
         .store

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::model::*;
 
-pub(super) const INSTANCE_COLUMNS: &str = "project, id, workflow, version, state, step, attempt, context, waiting_for, deadline, due_at, rev, created_at, updated_at, error";
+pub(super) const INSTANCE_COLUMNS: &str = "project, id, workflow, version, state, step, attempt, context, waiting_for, deadline, due_at, rev, created_at, updated_at, error, depth";
 
 pub(super) fn instance_from_row(r: &Row) -> rusqlite::Result<InstanceRow> {
     let state: String = r.get(4)?;
@@ -27,6 +27,7 @@ pub(super) fn instance_from_row(r: &Row) -> rusqlite::Result<InstanceRow> {
         created_at: r.get(12)?,
         updated_at: r.get(13)?,
         error: r.get(14)?,
+        depth: r.get(15)?,
     })
 }
 
@@ -37,16 +38,16 @@ fn split_lines(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Why `instance` may not be woken by an event of type `ty`, if it may not.
-pub(super) fn wake_refusal(
+/// The workflow of `instance`, or why it may not be woken by an event of type `ty`.
+pub(super) fn wake_target(
     c: &Connection,
     project: &str,
     instance: &str,
     ty: &str,
-) -> rusqlite::Result<Option<WakeRefusal>> {
-    let found: Option<(String, i64, String)> = c
+) -> rusqlite::Result<Result<String, WakeRefusal>> {
+    let found: Option<(String, String, String)> = c
         .prepare_cached(
-            "SELECT i.state, i.version, w.awaits FROM instances i
+            "SELECT i.state, i.workflow, w.awaits FROM instances i
              JOIN workflows w ON w.project = i.project AND w.id = i.workflow AND w.version = i.version
              WHERE i.project = ?1 AND i.id = ?2",
         )?
@@ -54,17 +55,17 @@ pub(super) fn wake_refusal(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    let Some((state, _, awaits)) = found else {
-        return Ok(Some(WakeRefusal::UnknownInstance));
+    let Some((state, workflow, awaits)) = found else {
+        return Ok(Err(WakeRefusal::UnknownInstance));
     };
     let state = InstanceState::parse(&state).unwrap_or(InstanceState::Failed);
-    if state.is_finished() {
-        return Ok(Some(WakeRefusal::Finished(state)));
+    if !state.takes_wakes() {
+        return Ok(Err(WakeRefusal::Finished(state)));
     }
     if !awaits.lines().any(|t| t == ty) {
-        return Ok(Some(WakeRefusal::NotAwaited));
+        return Ok(Err(WakeRefusal::NotAwaited));
     }
-    Ok(None)
+    Ok(Ok(workflow))
 }
 
 /// Keep a wake event for its instance; if the instance waits for this type now, make it
@@ -121,10 +122,10 @@ pub(super) fn create_instance(
     now: i64,
 ) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO instances(project, id, workflow, version, state, step, attempt, context, waiting_for, due_at, rev, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'starting', 0, 0, ?5, '', ?6, 0, ?6, ?6)",
+        "INSERT INTO instances(project, id, workflow, version, state, step, attempt, context, waiting_for, due_at, rev, created_at, updated_at, depth)
+         VALUES (?1, ?2, ?3, ?4, 'starting', 0, 0, ?5, '', ?6, 0, ?6, ?6, ?7)",
     )?
-    .execute(params![project, new.id, new.workflow, new.version, new.context, now])?;
+    .execute(params![project, new.id, new.workflow, new.version, new.context, now, new.depth])?;
     Ok(())
 }
 
@@ -188,7 +189,7 @@ pub(super) fn change_instance(c: &Connection, ch: &InstanceChange) -> rusqlite::
     if ch.state == InstanceState::Waiting {
         wake_if_awaited(c, &ch.project, &ch.id, ch.now)?;
     }
-    if ch.state.is_finished() && ch.state != InstanceState::Failed {
+    if !ch.state.takes_wakes() {
         // Nothing can consume them any more (a failed instance may be retried).
         c.prepare_cached("DELETE FROM kept_events WHERE project = ?1 AND instance = ?2")?
             .execute(params![ch.project, ch.id])?;

@@ -104,9 +104,10 @@ impl SqliteStore {
             let _ = reply.send(f(conn));
         });
         self.reads.send(job).await.map_err(|_| StoreError::Closed)?;
+        // No answer: the query panicked (the reader caught it and lives on).
         answer
             .await
-            .map_err(|_| StoreError::Closed)?
+            .map_err(|_| backend("a query failed unexpectedly; see the log"))?
             .map_err(backend)
     }
 }
@@ -150,11 +151,24 @@ fn append_in<'a>(
         let Some(instance) = &ev.flow.wake else {
             continue;
         };
-        if let Some(refusal) = flows::wake_refusal(c, project, instance, &ev.ty)? {
-            if wakes == Wakes::Refuse && seen_within(c, project, ev, dedup_window_ms)?.is_none() {
-                return Ok(Err((i, instance.clone(), refusal)));
+        match flows::wake_target(c, project, instance, &ev.ty)? {
+            // A start event's `instanceid` is ignored by the workflows it starts.
+            Ok(workflow) => {
+                if ev.flow.starts.iter().any(|s| s.workflow == workflow) {
+                    skip_wake.insert(i);
+                }
             }
-            skip_wake.insert(i);
+            Err(refusal) => {
+                // A duplicate is acknowledged as at ingest; a start event is not refused
+                // for an address it does not need.
+                let refuse = wakes == Wakes::Refuse
+                    && ev.flow.starts.is_empty()
+                    && seen_within(c, project, ev, dedup_window_ms)?.is_none();
+                if refuse {
+                    return Ok(Err((i, instance.clone(), refusal)));
+                }
+                skip_wake.insert(i);
+            }
         }
     }
     let mut insert_event = c.prepare_cached(

@@ -117,6 +117,7 @@ CREATE TABLE IF NOT EXISTS instances (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     error TEXT,
+    depth INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS instances_due ON instances(due_at) WHERE due_at IS NOT NULL;

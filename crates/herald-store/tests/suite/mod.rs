@@ -1768,6 +1768,7 @@ fn starting(id: &str, at: i64, wf: &str, instance: &str) -> NewEvent {
         workflow: wf.to_string(),
         version: 1,
         context: "{}".into(),
+        depth: 0,
     });
     e
 }
@@ -1913,6 +1914,33 @@ pub async fn wakes_are_kept_or_refused_whole(store: DynStore) {
     assert!(store.change_instance(ch).await.unwrap().is_some());
     let row = store.get_instance("default", "i1").await.unwrap().unwrap();
     assert_eq!((row.rev, row.due_at), (1, Some(t + 1)));
+
+    // A start event ignores its address for the workflows it starts, and is not refused
+    // for an address nobody knows.
+    let mut both = starting("s2", t, "w", "i2");
+    both.ty = "paid".into();
+    both.flow.wake = Some("i1".into());
+    let mut stray = starting("s3", t, "w", "i3");
+    stray.flow.wake = Some("nope".into());
+    append(&store, "default", WINDOW, vec![both, stray]).await;
+    let kept_now = store.kept_events("default", "i1").await.unwrap().len();
+    assert_eq!(
+        kept_now, 1,
+        "no new kept event for an instance of the started workflow"
+    );
+
+    // A failed instance still takes wakes (it may be retried).
+    let failed = change_of(&row, InstanceState::Failed, t + 2);
+    assert!(store.change_instance(failed).await.unwrap().is_some());
+    let row = store.get_instance("default", "i1").await.unwrap().unwrap();
+    append(
+        &store,
+        "default",
+        WINDOW,
+        vec![waking("f1", t, "i1", "shipped")],
+    )
+    .await;
+    assert_eq!(store.kept_events("default", "i1").await.unwrap().len(), 2);
 
     // A finished instance refuses wakes, except duplicates of what it took.
     let done = change_of(&row, InstanceState::Completed, t + 2);
