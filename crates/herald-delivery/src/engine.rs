@@ -698,15 +698,10 @@ fn dead_letter_event(
     e.subject = Some(sub.id.clone());
     e.time = chrono::DateTime::from_timestamp_millis(now_millis())
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-    let payload = match &original.data {
-        Some(Data::Json(v)) => v.clone(),
-        Some(Data::Text(t)) => serde_json::Value::String(t.clone()),
-        Some(Data::Binary(b)) => serde_json::Value::String(base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            b,
-        )),
-        None => serde_json::Value::Null,
-    };
+    let payload = original
+        .data
+        .as_ref()
+        .map_or(serde_json::Value::Null, Data::to_json_value);
     e.datacontenttype = Some("application/json".into());
     e.data = Some(Data::Json(serde_json::json!({
         "event_id": original.id,

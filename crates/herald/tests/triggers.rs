@@ -180,7 +180,16 @@ async fn when_retries_run_out_a_dlq_event_carries_the_original() {
         attempts.to_string().contains("timed out"),
         "the timeout is the trigger's: {attempts}"
     );
-    let dead = get_json(&h.api("default/subscriptions/mailer/dead-letters")).await;
+    // The announcement is published as the delivery dies; its dead-letter record is
+    // written with the engine's next batch of outcomes, a moment later.
+    let mut dead = Value::Null;
+    for _ in 0..100 {
+        dead = get_json(&h.api("default/subscriptions/mailer/dead-letters")).await;
+        if dead["dead_letters"].as_array().map(Vec::len) == Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         dead["dead_letters"].as_array().map(Vec::len),
         Some(1),

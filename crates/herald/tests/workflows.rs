@@ -29,27 +29,13 @@ async fn create_workflow(h: &Herald, def: Value) -> Value {
 
 /// A binary-mode event addressed to `instance`; returns (status, body).
 async fn wake(h: &Herald, instance: &str, ty: &str, id: &str, data: Value) -> (u16, Value) {
-    let resp = client()
-        .post(h.api("default/events"))
-        .header("ce-specversion", "1.0")
-        .header("ce-id", id)
-        .header("ce-source", "/payments")
-        .header("ce-type", ty)
-        .header("ce-instanceid", instance)
-        .header("content-type", "application/json")
-        .body(data.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    if status >= 400 {
-        assert_eq!(
-            resp.headers()["content-type"],
-            "application/problem+json",
-            "errors are problems"
-        );
-    }
-    (status, resp.json().await.unwrap_or(Value::Null))
+    let headers = [("ce-source", "/payments"), ("ce-instanceid", instance)];
+    send_binary_with(h, "default", id, ty, data, &headers).await
+}
+
+/// The status of a request's answer.
+async fn status_of(req: reqwest::RequestBuilder) -> u16 {
+    req.send().await.unwrap().status().as_u16()
 }
 
 async fn instances(h: &Herald, wf: &str, state: Option<&str>) -> Vec<Value> {
@@ -252,25 +238,37 @@ async fn a_value_stream_acts_sleeps_wakes_on_its_instance_id_and_emits() {
     );
     until_state(&h, "order-to-cash", &second, "completed").await;
 
-    // Structured mode carries the instance id as the `instanceid` attribute.
-    send_binary(&h, "default", "o3", "order.created", json!({"total": 4})).await;
-    let all = until_instances(&h, "order-to-cash", 3).await;
-    let third = all[0]["id"].as_str().unwrap().to_string();
-    until_state(&h, "order-to-cash", &third, "waiting").await;
-    let resp = client()
-        .post(h.api("default/events"))
-        .header("content-type", "application/cloudevents-batch+json")
-        .body(
-            json!([{"specversion": "1.0", "id": "p4", "source": "/payments", "type": "payment.received",
-                    "instanceid": third, "data": {"amount": 4}}])
-            .to_string(),
+    // Structured and batch mode carry the instance id as the `instanceid` attribute.
+    for (n, ct) in [
+        (4, "application/cloudevents+json"),
+        (5, "application/cloudevents-batch+json"),
+    ] {
+        send_binary(
+            &h,
+            "default",
+            &format!("o{n}"),
+            "order.created",
+            json!({"total": n}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let v = until_state(&h, "order-to-cash", &third, "completed").await;
-    assert_eq!(v["context"]["payment.received"], json!({"amount": 4}));
+        .await;
+        let all = until_instances(&h, "order-to-cash", n - 1).await;
+        let inst = all[0]["id"].as_str().unwrap().to_string();
+        until_state(&h, "order-to-cash", &inst, "waiting").await;
+        let event = json!({"specversion": "1.0", "id": format!("p{n}"), "source": "/payments",
+                           "type": "payment.received", "instanceid": inst, "data": {"amount": n}});
+        let body = if ct.contains("batch") {
+            json!([event])
+        } else {
+            event
+        };
+        let req = client()
+            .post(h.api("default/events"))
+            .header("content-type", ct)
+            .body(body.to_string());
+        assert_eq!(status_of(req).await, 202, "{ct}");
+        let v = until_state(&h, "order-to-cash", &inst, "completed").await;
+        assert_eq!(v["context"]["payment.received"], json!({"amount": n}));
+    }
 }
 
 #[tokio::test]
@@ -589,26 +587,20 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
         .iter()
         .all(|w| w["id"] == "flow"));
 
-    let resp = client()
-        .get(h.api("default/workflows/nope/instances"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        status_of(client().get(h.api("default/workflows/nope/instances"))).await,
+        404
+    );
 
     // Deleted: no new instance starts, and its reads are gone.
-    let resp = client()
-        .delete(h.api("default/workflows/flow"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    let resp = client()
-        .get(h.api("default/workflows/flow"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        status_of(client().delete(h.api("default/workflows/flow"))).await,
+        204
+    );
+    assert_eq!(
+        status_of(client().get(h.api("default/workflows/flow"))).await,
+        404
+    );
     send_binary(&h, "default", "g3", "go", json!({})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(

@@ -315,18 +315,37 @@ pub async fn send_binary(
     ty: &str,
     data: Value,
 ) -> (u16, Value) {
-    let resp = client()
+    send_binary_with(h, project, id, ty, data, &[("ce-source", "/tests")]).await
+}
+
+/// [`send_binary`] with more (or replaced) headers, e.g. `ce-instanceid`; returns the
+/// status and the body (an error must be a problem document).
+pub async fn send_binary_with(
+    h: &Herald,
+    project: &str,
+    id: &str,
+    ty: &str,
+    data: Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = client()
         .post(h.api(&format!("{project}/events")))
         .header("ce-specversion", "1.0")
         .header("ce-id", id)
-        .header("ce-source", "/tests")
         .header("ce-type", ty)
-        .header("content-type", "application/json")
-        .body(data.to_string())
-        .send()
-        .await
-        .unwrap();
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.body(data.to_string()).send().await.unwrap();
     let status = resp.status().as_u16();
+    if status >= 400 {
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/problem+json",
+            "errors are problems"
+        );
+    }
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
