@@ -153,6 +153,10 @@ pub struct RetentionConfig {
     /// Events no delivery needs any more are dropped after this long.
     #[serde(with = "duration_str")]
     pub events: Duration,
+    /// Finished workflow instances (completed, failed, cancelled), with their history,
+    /// are dropped this long after they finished.
+    #[serde(with = "duration_str")]
+    pub instances: Duration,
 }
 
 impl Default for RetentionConfig {
@@ -160,6 +164,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             attempts_per_subscription: 1000,
             events: Duration::from_secs(7 * 24 * 3600),
+            instances: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -148,5 +148,9 @@ pub async fn maintenance(state: Arc<AppState>) {
         if let Err(e) = result {
             tracing::warn!(error = %e, "retention pass failed");
         }
+        let finished_before = now - r.instances.as_millis() as i64;
+        if let Err(e) = state.store.prune_instances(finished_before).await {
+            tracing::warn!(error = %e, "workflow instance retention pass failed");
+        }
     }
 }

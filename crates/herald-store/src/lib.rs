@@ -198,6 +198,10 @@ pub trait Store: Send + Sync + 'static {
     /// on meanwhile (nothing written), else the outcomes of the published events.
     async fn change_instance(&self, change: InstanceChange) -> Result<Option<Vec<AppendOutcome>>>;
 
+    /// Drop instances that finished (completed, failed, cancelled) before `finished_before`,
+    /// with their history and kept events; returns how many.
+    async fn prune_instances(&self, finished_before: i64) -> Result<u64>;
+
     /// Drop attempts beyond the newest `attempts_keep` per subscription, and events
     /// received before `events_before` that no delivery needs any more. Events are also
     /// the dedup keys: callers keep them at least for the dedup window.

@@ -233,3 +233,23 @@ pub(super) fn workflow_from_row(r: &Row) -> rusqlite::Result<WorkflowVersion> {
         created_at: r.get(4)?,
     })
 }
+
+/// Drop finished instances last changed before `before`, with their history and kept
+/// events (the engine never looks at them again).
+pub(super) fn prune_instances(c: &Connection, before: i64) -> rusqlite::Result<u64> {
+    const FINISHED: &str = "state IN ('completed', 'failed', 'cancelled') AND updated_at < ?1";
+    for table in ["instance_history", "kept_events"] {
+        c.execute(
+            &format!(
+                "DELETE FROM {table} WHERE (project, instance) IN
+                 (SELECT project, id FROM instances WHERE {FINISHED})"
+            ),
+            params![before],
+        )?;
+    }
+    let n = c.execute(
+        &format!("DELETE FROM instances WHERE {FINISHED}"),
+        params![before],
+    )?;
+    Ok(n as u64)
+}

@@ -1020,6 +1020,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn prune_instances(&self, finished_before: i64) -> Result<u64> {
+        self.writer
+            .write(move |c| flows::prune_instances(c, finished_before))
+            .await
+    }
+
     async fn prune(&self, attempts_keep: usize, events_before: i64) -> Result<()> {
         self.writer
             .write(move |c| {

@@ -2083,3 +2083,52 @@ where
     assert_eq!(store.kept_events("default", "i1").await.unwrap().len(), 1);
     assert_eq!(store.next_instance_due().await.unwrap(), Some(t));
 }
+
+pub async fn finished_instances_are_pruned_after_retention(store: DynStore) {
+    let t = base();
+    save(&store, "w", &["tick"], SaveMode::Create).await;
+    for (n, state) in [
+        (1, InstanceState::Completed),
+        (2, InstanceState::Failed),
+        (3, InstanceState::Cancelled),
+        (4, InstanceState::Waiting),
+    ] {
+        let id = format!("i{n}");
+        append(
+            &store,
+            "default",
+            WINDOW,
+            vec![starting(&format!("s{n}"), t, "w", &id)],
+        )
+        .await;
+        let row = store.get_instance("default", &id).await.unwrap().unwrap();
+        let mut ch = change_of(&row, state, t);
+        ch.history = vec![HistoryEntry {
+            at: t,
+            step: None,
+            kind: "x".into(),
+            detail: json!(null),
+        }];
+        assert!(store.change_instance(ch).await.unwrap().is_some());
+    }
+    // Nothing finished before `t`: nothing goes.
+    assert_eq!(store.prune_instances(t).await.unwrap(), 0);
+    assert_eq!(store.prune_instances(t + 1).await.unwrap(), 3);
+    for n in 1..=3 {
+        let id = format!("i{n}");
+        assert!(store.get_instance("default", &id).await.unwrap().is_none());
+        assert!(store
+            .instance_history("default", &id)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    assert!(
+        store.get_instance("default", "i4").await.unwrap().is_some(),
+        "a sleeping one stays"
+    );
+    assert_eq!(
+        store.instance_history("default", "i4").await.unwrap().len(),
+        1
+    );
+}
