@@ -41,6 +41,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Insert or replace a subscription.
     async fn put_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<()>;
+    /// Insert a subscription whose id is new; false (and nothing written) when the id is
+    /// taken, so two creates with one id cannot overwrite each other.
+    async fn insert_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<bool>;
     /// Replace an existing subscription; false (and nothing written) when it is gone, so
     /// an edit racing a delete cannot bring the subscription back.
     async fn update_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<bool>;

@@ -52,6 +52,7 @@ conformance! {
     workflow_versions_and_save_modes,
     wakes_are_kept_or_refused_whole,
     instance_changes_apply_once,
+    insert_subscription_never_overwrites,
     finished_instances_are_pruned_after_retention,
     complete_delivered_removes,
     complete_retry_at,

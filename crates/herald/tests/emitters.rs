@@ -373,6 +373,34 @@ async fn file_and_console_emitters_write_on_the_server_and_need_an_admin() {
 }
 
 #[tokio::test]
+async fn concurrent_creates_with_one_id_make_one_emitter() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start_in(dir.path(), &config());
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let (url, token) = (definitions(&h), if n % 2 == 0 { ALICE } else { BOB });
+            tokio::spawn(async move {
+                let def = json!({"id": "shared", "type": "Audit", "messages": [format!("t{n}")]});
+                let resp = client()
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&def)
+                    .send()
+                    .await
+                    .unwrap();
+                resp.status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+}
+
+#[tokio::test]
 async fn bad_definitions_are_refused_with_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let h = Herald::start_in(dir.path(), &config());

@@ -134,7 +134,13 @@ pub async fn create(
     sub.delivery = app.config.emitters.delivery.clone();
     let filter = compile(&sub)?;
     sub.succeed(None, now_millis());
-    let entry = save_new(&app, PROJECT, sub, filter).await?;
+    let Some(entry) = save_new(&app, PROJECT, sub, filter).await? else {
+        // Created by a request racing this one since the check above.
+        return Err(ApiError(Problem::conflict(
+            "emitter-exists",
+            format!("an emitter or subscription '{id}' already exists"),
+        )));
+    };
     let def = EmitterDefinition::of(&entry.sub).unwrap_or(def);
     Ok((
         StatusCode::CREATED,

@@ -127,19 +127,22 @@ pub(super) async fn find_for_edit(
     Ok((find(app, project, id)?, guard))
 }
 
-/// Create a subscription (new id) and register it.
+/// Create a subscription under an id nobody has and register it; `None` (nothing
+/// written) when the id is taken, even by a create racing this one.
 pub(super) async fn save_new(
     app: &AppState,
     project: &str,
     sub: Subscription,
     filter: Filter,
-) -> ApiResult<Arc<Entry>> {
+) -> ApiResult<Option<Arc<Entry>>> {
     let stored = StoredSubscription {
         project: project.to_string(),
         sub: sub.clone(),
     };
-    app.store.put_subscription(project, &stored).await?;
-    Ok(app.registry.upsert(project, sub, filter))
+    if !app.store.insert_subscription(project, &stored).await? {
+        return Ok(None);
+    }
+    Ok(Some(app.registry.upsert(project, sub, filter)))
 }
 
 /// Replace an existing subscription; 404 if it was deleted meanwhile (never re-created).
@@ -184,7 +187,16 @@ pub async fn create(
     if sub.signing_secret.is_none() {
         sub.signing_secret = Some(generate_secret());
     }
-    save_new(&app, &project, sub.clone(), filter).await?;
+    if save_new(&app, &project, sub.clone(), filter)
+        .await?
+        .is_none()
+    {
+        // Ids are generated: only a stored id that is somehow reused gets here.
+        return Err(ApiError(Problem::conflict(
+            "subscription-exists",
+            format!("subscription '{}' exists; try again", sub.id),
+        )));
+    }
     let mut body = view(&sub);
     body["signing_secret"] = json!(sub.signing_secret);
     let location = format!("/v1/api/{project}/subscriptions/{}", sub.id);

@@ -45,23 +45,26 @@ pub async fn put(
         .map_err(invalid)?;
     let filter = compile(&sub)?;
     let now = now_millis();
-    match app.registry.get(&project, &id) {
-        Some(_) => {
-            let (current, _editing) = find_for_edit(&app, &project, &id).await?;
-            if Trigger::of(&current.sub).is_none() {
-                return Err(ApiError(Problem::conflict(
-                    "not-a-trigger",
-                    format!("subscription '{id}' exists in project '{project}' and is not a trigger; choose another id"),
-                )));
-            }
-            sub.succeed(Some(&current.sub), now);
-            save(&app, &project, sub, filter).await?;
+    if app.registry.get(&project, &id).is_none() {
+        let mut new = sub.clone();
+        new.succeed(None, now);
+        if save_new(&app, &project, new, filter.clone())
+            .await?
+            .is_some()
+        {
+            return Ok(Json(json!({})));
         }
-        None => {
-            sub.succeed(None, now);
-            save_new(&app, &project, sub, filter).await?;
-        }
+        // A PUT racing this one created it first: replace it as an edit.
     }
+    let (current, _editing) = find_for_edit(&app, &project, &id).await?;
+    if Trigger::of(&current.sub).is_none() {
+        return Err(ApiError(Problem::conflict(
+            "not-a-trigger",
+            format!("subscription '{id}' exists in project '{project}' and is not a trigger; choose another id"),
+        )));
+    }
+    sub.succeed(Some(&current.sub), now);
+    save(&app, &project, sub, filter).await?;
     Ok(Json(json!({})))
 }
 

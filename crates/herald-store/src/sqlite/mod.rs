@@ -285,6 +285,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn insert_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<bool> {
+        let body = serde_json::to_string(&sub.sub).map_err(backend)?;
+        let (project, id, active) = (project.to_string(), sub.sub.id.clone(), sub.sub.is_active());
+        self.writer
+            .write(move |c| {
+                let n = c.execute(
+                    "INSERT OR IGNORE INTO subscriptions(project, id, active, body) VALUES (?1, ?2, ?3, ?4)",
+                    params![project, id, active, body],
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
     async fn update_subscription(&self, project: &str, sub: &StoredSubscription) -> Result<bool> {
         let body = serde_json::to_string(&sub.sub).map_err(backend)?;
         let (project, id, active) = (project.to_string(), sub.sub.id.clone(), sub.sub.is_active());

@@ -1598,6 +1598,25 @@ pub async fn update_never_recreates_a_deleted_subscription(store: DynStore) {
     assert!(store.load_subscriptions().await.unwrap().is_empty());
 }
 
+/// Creating never overwrites: of two inserts with one id, only the first writes.
+pub async fn insert_subscription_never_overwrites(store: DynStore) {
+    let mut first = stored("default", "s");
+    first.sub.owner = Some("first".into());
+    let mut second = stored("default", "s");
+    second.sub.owner = Some("second".into());
+    let (a, b) = tokio::join!(
+        store.insert_subscription("default", &first),
+        store.insert_subscription("default", &second)
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(), 1);
+    let loaded = store.load_subscriptions().await.unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert!(
+        store.insert_subscription("other", &first).await.unwrap(),
+        "ids are per project"
+    );
+}
+
 /// Signed sources round-trip (secrets included: the API, not the store, hides them).
 pub async fn sources_round_trip(store: DynStore) {
     let src: herald_core::source::SignedSource = serde_json::from_value(json!({
