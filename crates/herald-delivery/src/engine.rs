@@ -164,7 +164,7 @@ impl Engine {
         let out = Outbound {
             msg_id: format!("msg_{}", event.id),
             timestamp: now_millis() / 1000,
-            event,
+            event: rendered(entry, event),
         };
         WebhookSink::new(
             self.client.clone(),
@@ -378,15 +378,11 @@ impl Engine {
             }
         }
 
-        let mut event = event;
-        if d.target == Target::Sink {
-            if let Some(source) = &entry.render.source {
-                event.source = source.clone();
-            }
-            if let Some(subject) = &entry.render.subject {
-                event.subject = Some(subject.clone());
-            }
-        }
+        let event = if d.target == Target::Sink {
+            rendered(entry, event)
+        } else {
+            event
+        };
         let out = Outbound {
             event,
             msg_id: format!("msg_{}", d.seq),
@@ -680,6 +676,18 @@ const DEAD_LETTER_DEDUP_MS: i64 = 7 * 24 * 3600 * 1000;
 /// The event announcing an exhausted delivery, in Space Cloud's `dlq_<trigger>` shape:
 /// `{event_id, event_type, event_payload, event_timestamp, event_name}`.
 const DEAD_LETTER_SOURCE: &str = "herald/dead-letters";
+
+/// The event as the subscription's sink receives it: with the source and subject its
+/// definition sets (emitters), if any.
+fn rendered(entry: &Entry, mut event: Event) -> Event {
+    if let Some(source) = &entry.render.source {
+        event.source = source.clone();
+    }
+    if let Some(subject) = &entry.render.subject {
+        event.subject = Some(subject.clone());
+    }
+    event
+}
 
 fn dead_letter_event(
     ty: &str,

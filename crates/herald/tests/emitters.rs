@@ -373,6 +373,32 @@ async fn file_and_console_emitters_write_on_the_server_and_need_an_admin() {
 }
 
 #[tokio::test]
+async fn a_webhook_emitter_answering_a_synchronous_request_sets_its_source_and_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start_in(dir.path(), &config());
+    let rx = Receiver::start().await;
+    rx.script(|_, _| Reply::status(200).body(r#"{"ok": true}"#));
+    let (status, body) = create(
+        &h,
+        ALICE,
+        json!({"id": "answering", "type": "Webhook", "messages": ["lookup"],
+               "parameters": {"url": format!("{}/hook", rx.url), "source": "/custom", "subject": "fixed"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let resp = client()
+        .post(h.api("default/eventing/queue"))
+        .json(&json!({"type": "lookup", "data": {"q": 1}, "isSynchronous": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = &rx.posts()[0];
+    assert_eq!(got.header("ce-source"), Some("/custom"));
+    assert_eq!(got.header("ce-subject"), Some("fixed"));
+}
+
+#[tokio::test]
 async fn concurrent_creates_with_one_id_make_one_emitter() {
     let dir = tempfile::tempdir().unwrap();
     let h = Herald::start_in(dir.path(), &config());
