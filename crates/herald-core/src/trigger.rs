@@ -208,6 +208,50 @@ fn rule_to_feel(rule: &Value, at: &str, depth: usize) -> Result<String, TriggerE
     }
 }
 
+/// Words FEEL reads as keywords or literals, so a data field of that name cannot be
+/// written as a plain path (write such a filter in FEEL directly).
+const FEEL_WORDS: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "if",
+    "then",
+    "else",
+    "some",
+    "every",
+    "satisfies",
+    "for",
+    "return",
+    "in",
+    "between",
+    "instance",
+    "of",
+    "function",
+    "true",
+    "false",
+    "null",
+];
+
+/// `s` as a FEEL string literal: quotes, backslashes and control characters escaped the
+/// way the FEEL lexer reads them back.
+fn feel_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// One side of a `match`: `args.data.a.b` (a data path), `args.<attribute>`, or a literal.
 fn operand(v: Option<&Value>, at: &str) -> Result<String, TriggerError> {
     let name_ok = |s: &str| {
@@ -215,6 +259,7 @@ fn operand(v: Option<&Value>, at: &str) -> Result<String, TriggerError> {
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !FEEL_WORDS.contains(&s)
     };
     match v {
         Some(Value::String(s)) if s.starts_with("args.") => {
@@ -234,7 +279,7 @@ fn operand(v: Option<&Value>, at: &str) -> Result<String, TriggerError> {
                 )),
             }
         }
-        Some(Value::String(s)) => Ok(serde_json::to_string(s).unwrap_or_default()),
+        Some(Value::String(s)) => Ok(feel_string(s)),
         Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string()),
         Some(Value::Array(items)) => {
             let parts = items

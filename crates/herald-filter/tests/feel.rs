@@ -841,4 +841,37 @@ mod feel {
             prop_assert!(matches!(value, Value::Bool(_) | Value::Null));
         }
     }
+
+    /// Space Cloud rules translated to FEEL (`herald_core::trigger`) compare strings exactly,
+    /// whatever characters they hold, and refuse field names FEEL reads as words.
+    #[test]
+    fn space_cloud_rule_strings_survive_translation() {
+        use herald_core::trigger::filter_to_feel;
+        let awkward = [
+            "plain",
+            "with \"quotes\"",
+            "back\\slash \\d+",
+            "line\nbreak\ttab\rcr",
+            "bell\u{7}form\u{c}feed\u{8}",
+            "unicode é ✓",
+        ];
+        for s in awkward {
+            let rule = json!({"rule": "match", "type": "string", "eval": "==", "f1": "args.data.v", "f2": s});
+            let feel = filter_to_feel(&rule).unwrap();
+            let expr = Expression::parse(&feel).unwrap_or_else(|e| panic!("{feel}: {e}"));
+            assert!(
+                expr.matches(&json!({"v": s}), &Map::new()),
+                "{s:?} via {feel}"
+            );
+            assert!(
+                !expr.matches(&json!({"v": format!("{s}x")}), &Map::new()),
+                "{s:?}"
+            );
+        }
+        for word in ["null", "true", "and", "in"] {
+            let rule =
+                json!({"rule": "match", "eval": "==", "f1": format!("args.data.{word}"), "f2": 1});
+            assert!(filter_to_feel(&rule).is_err(), "{word}");
+        }
+    }
 }
