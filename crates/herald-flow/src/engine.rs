@@ -4,6 +4,7 @@
 //! row with a deadline, and a crash leaves every instance where its last commit put it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,8 +51,52 @@ pub enum Operated {
     Refused(InstanceState),
 }
 
+/// What the engine has done since the process started (for `/metrics`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlowCounters {
+    pub started: u64,
+    pub completed: u64,
+    pub failed: u64,
+    /// Events consumed by `wait` steps.
+    pub wakes: u64,
+    pub actions_succeeded: u64,
+    pub actions_failed: u64,
+    /// Changes refused because the instance had moved on (then worked on again).
+    pub conflicts: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    started: AtomicU64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    wakes: AtomicU64,
+    actions_succeeded: AtomicU64,
+    actions_failed: AtomicU64,
+    conflicts: AtomicU64,
+}
+
+impl Counters {
+    /// Count what a committed change's history says happened.
+    fn record(&self, history: &[herald_store::HistoryEntry]) {
+        for h in history {
+            let counter = match h.kind.as_str() {
+                "started" => &self.started,
+                "completed" => &self.completed,
+                "failed" => &self.failed,
+                "woken" => &self.wakes,
+                "action_succeeded" => &self.actions_succeeded,
+                "action_failed" => &self.actions_failed,
+                _ => continue,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 pub struct FlowEngine {
     store: Arc<dyn Store>,
+    counters: Counters,
     hub: Arc<dyn Hub>,
     starts: StartIndex,
     /// Definition versions never change, so compiled ones are kept by (project, id, version).
@@ -66,6 +111,7 @@ impl FlowEngine {
     pub fn new(store: Arc<dyn Store>, hub: Arc<dyn Hub>, dedup_window_ms: i64) -> Arc<FlowEngine> {
         Arc::new(FlowEngine {
             store,
+            counters: Counters::default(),
             hub,
             starts: StartIndex::default(),
             compiled: Mutex::new(HashMap::new()),
@@ -120,6 +166,20 @@ impl FlowEngine {
         FlowRouting {
             starts: self.starts.starts(project, event),
             wake: addressed_instance(event),
+        }
+    }
+
+    pub fn counters(&self) -> FlowCounters {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        FlowCounters {
+            started: get(&c.started),
+            completed: get(&c.completed),
+            failed: get(&c.failed),
+            wakes: get(&c.wakes),
+            actions_succeeded: get(&c.actions_succeeded),
+            actions_failed: get(&c.actions_failed),
+            conflicts: get(&c.conflicts),
         }
     }
 
@@ -376,14 +436,16 @@ impl FlowEngine {
                 error: next.error.clone(),
                 now,
                 consume: change.consume,
-                history: change.history,
+                history: change.history.clone(),
                 publish: publish.clone(),
                 dedup_window_ms: self.dedup_window_ms,
             })
             .await?;
         if committed.is_none() {
+            self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
+        self.counters.record(&change.history);
         self.hub.committed(&row.project, &publish);
         if starts_any {
             self.notify();

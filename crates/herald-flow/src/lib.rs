@@ -13,7 +13,7 @@ pub mod engine;
 pub mod machine;
 
 pub use compiled::{CompiledWorkflow, StartIndex};
-pub use engine::{FlowEngine, Hub};
+pub use engine::{FlowCounters, FlowEngine, Hub};
 
 /// Source of the events Herald announces about instances (`herald.workflow.*`). Events
 /// from it never start an instance, so a workflow cannot start on its own announcement.

@@ -31,6 +31,7 @@ pub struct Gauges {
     pub filter_evaluation_errors: u64,
     /// Events routed, and subscriptions the routing index handed to the full match.
     pub routing: (u64, u64),
+    pub workflows: herald_flow::FlowCounters,
 }
 
 impl Metrics {
@@ -118,6 +119,38 @@ impl Metrics {
             "Subscriptions across all projects, enabled or not.",
             &single(gauges.subscriptions as u64),
         );
+        let w = &gauges.workflows;
+        family(
+            "herald_workflow_instances_total",
+            "counter",
+            "Workflow instances started, completed and failed, by event.",
+            &[
+                ("{event=\"started\"}".into(), w.started),
+                ("{event=\"completed\"}".into(), w.completed),
+                ("{event=\"failed\"}".into(), w.failed),
+            ],
+        );
+        family(
+            "herald_workflow_wakes_total",
+            "counter",
+            "Events consumed by workflow wait steps.",
+            &single(w.wakes),
+        );
+        family(
+            "herald_workflow_actions_total",
+            "counter",
+            "Workflow action calls, by outcome.",
+            &[
+                ("{outcome=\"succeeded\"}".into(), w.actions_succeeded),
+                ("{outcome=\"failed\"}".into(), w.actions_failed),
+            ],
+        );
+        family(
+            "herald_workflow_conflicts_total",
+            "counter",
+            "Instance changes refused because the instance had moved on meanwhile.",
+            &single(w.conflicts),
+        );
         out
     }
 }
@@ -134,6 +167,7 @@ pub async fn handler(State(app): State<Arc<AppState>>) -> Response {
         subscriptions: app.registry.count(),
         filter_evaluation_errors: herald_filter::dialects::evaluation_errors(),
         routing: app.registry.routing_counts(),
+        workflows: app.flow.counters(),
     };
     (
         [(
@@ -161,6 +195,12 @@ mod tests {
             subscriptions: 4,
             filter_evaluation_errors: 7,
             routing: (3, 12),
+            workflows: herald_flow::FlowCounters {
+                started: 2,
+                wakes: 5,
+                actions_failed: 1,
+                ..Default::default()
+            },
         });
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
@@ -174,11 +214,18 @@ mod tests {
                 "herald_routed_events_total 3",
                 "herald_routing_candidates_total 12",
                 "herald_subscriptions 4",
+                "herald_workflow_instances_total{event=\"started\"} 2",
+                "herald_workflow_instances_total{event=\"completed\"} 0",
+                "herald_workflow_instances_total{event=\"failed\"} 0",
+                "herald_workflow_wakes_total 5",
+                "herald_workflow_actions_total{outcome=\"succeeded\"} 0",
+                "herald_workflow_actions_total{outcome=\"failed\"} 1",
+                "herald_workflow_conflicts_total 0",
             ]
         );
         assert!(text.contains("# TYPE herald_subscriptions gauge\n"));
         assert!(text.contains("# TYPE herald_events_ingested_total counter\n"));
-        assert_eq!(text.matches("# HELP ").count(), 7);
+        assert_eq!(text.matches("# HELP ").count(), 11);
         assert!(text.ends_with('\n'));
     }
 }

@@ -212,6 +212,23 @@ async fn a_value_stream_acts_sleeps_wakes_on_its_instance_id_and_emits() {
     assert_eq!(paid["instanceid"], id.as_str());
     assert_eq!(paid["data"]["reserve"], json!({"reserved": true}));
 
+    let metrics = client()
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "herald_workflow_instances_total{event=\"started\"} 1",
+        "herald_workflow_instances_total{event=\"completed\"} 1",
+        "herald_workflow_wakes_total 1",
+        "herald_workflow_actions_total{outcome=\"succeeded\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+
     // A finished instance refuses wakes, and nothing of the refused request is stored.
     let (status, body) = wake(&h, &id, "payment.received", "p2", json!({})).await;
     assert_eq!(status, 409, "{body}");
