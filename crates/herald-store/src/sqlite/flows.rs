@@ -234,22 +234,43 @@ pub(super) fn workflow_from_row(r: &Row) -> rusqlite::Result<WorkflowVersion> {
     })
 }
 
-/// Drop finished instances last changed before `before`, with their history and kept
-/// events (the engine never looks at them again).
-pub(super) fn prune_instances(c: &Connection, before: i64) -> rusqlite::Result<u64> {
-    const FINISHED: &str = "state IN ('completed', 'failed', 'cancelled') AND updated_at < ?1";
-    for table in ["instance_history", "kept_events"] {
-        c.execute(
-            &format!(
-                "DELETE FROM {table} WHERE (project, instance) IN
-                 (SELECT project, id FROM instances WHERE {FINISHED})"
-            ),
-            params![before],
-        )?;
+const FINISHED_BEFORE: &str = "state IN ('completed', 'failed', 'cancelled') AND updated_at < ?";
+
+/// Up to `limit` instances that finished before `before`.
+pub(super) fn finished_before(
+    c: &Connection,
+    before: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT project, id FROM instances WHERE {FINISHED_BEFORE} LIMIT {limit}"
+    ))?;
+    let rows = st.query_map(params![before], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Drop these instances, with their history and kept events, if they are still finished
+/// before `before` (one may have been retried since it was found).
+pub(super) fn prune_instances(
+    c: &Connection,
+    keys: &[(String, String)],
+    before: i64,
+) -> rusqlite::Result<u64> {
+    let mut instance = c.prepare_cached(&format!(
+        "DELETE FROM instances WHERE project = ?2 AND id = ?3 AND {}",
+        FINISHED_BEFORE.replace('?', "?1")
+    ))?;
+    let mut history =
+        c.prepare_cached("DELETE FROM instance_history WHERE project = ?1 AND instance = ?2")?;
+    let mut kept =
+        c.prepare_cached("DELETE FROM kept_events WHERE project = ?1 AND instance = ?2")?;
+    let mut n = 0;
+    for (project, id) in keys {
+        if instance.execute(params![before, project, id])? == 1 {
+            history.execute(params![project, id])?;
+            kept.execute(params![project, id])?;
+            n += 1;
+        }
     }
-    let n = c.execute(
-        &format!("DELETE FROM instances WHERE {FINISHED}"),
-        params![before],
-    )?;
-    Ok(n as u64)
+    Ok(n)
 }

@@ -122,6 +122,9 @@ CREATE TABLE IF NOT EXISTS instances (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS instances_due ON instances(due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS instances_by_workflow ON instances(project, workflow, state, id);
+-- Listing a workflow's instances without a state: written once per instance (neither
+-- column ever changes).
+CREATE INDEX IF NOT EXISTS instances_by_workflow_id ON instances(project, workflow, id);
 -- Wake events kept for an instance until it consumes them (no lost wake-ups).
 CREATE TABLE IF NOT EXISTS kept_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
