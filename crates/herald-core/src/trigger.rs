@@ -230,6 +230,8 @@ const FEEL_WORDS: &[&str] = &[
     "true",
     "false",
     "null",
+    // Not a keyword, but FEEL filters read `event` as the event's attributes.
+    "event",
 ];
 
 /// `s` as a FEEL string literal: quotes, backslashes and control characters escaped the

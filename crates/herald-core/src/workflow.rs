@@ -151,6 +151,12 @@ impl WorkflowDefinition {
         Ok(def)
     }
 
+    /// Read a definition Herald stored itself: its shape only. It was checked when it was
+    /// saved, and a later, stricter check must not break instances already running it.
+    pub fn from_stored(json: &str) -> Result<WorkflowDefinition, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
     /// The name of step `i`.
     pub fn step_name(&self, i: usize) -> String {
         self.steps
@@ -254,6 +260,12 @@ impl WorkflowDefinition {
                         return Err(refuse(
                             format!("{at}.emit.type"),
                             "the event type is required",
+                        ));
+                    }
+                    if e.ty == self.start.ty {
+                        return Err(refuse(
+                            format!("{at}.emit.type"),
+                            "this is the start type: every instance would start another",
                         ));
                     }
                 }
@@ -421,6 +433,10 @@ mod tests {
         assert_eq!(
             path(&|v| v["steps"][0]["action"]["retry_delay"] = json!("400days")),
             "steps[0].action.retry_delay"
+        );
+        assert_eq!(
+            path(&|v| v["steps"][2]["emit"]["type"] = json!("order.created")),
+            "steps[2].emit.type"
         );
         // A step name may not be one of the workflow's event types (they share the context).
         assert_eq!(

@@ -868,7 +868,7 @@ mod feel {
                 "{s:?}"
             );
         }
-        for word in ["null", "true", "and", "in"] {
+        for word in ["null", "true", "and", "in", "event"] {
             let rule =
                 json!({"rule": "match", "eval": "==", "f1": format!("args.data.{word}"), "f2": 1});
             assert!(filter_to_feel(&rule).is_err(), "{word}");

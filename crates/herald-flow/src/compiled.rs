@@ -110,11 +110,13 @@ pub fn payload(event: &Event) -> Value {
 
 /// How many workflow emits led to `event` (0 for events from outside).
 pub fn depth(event: &Event) -> i64 {
-    match event.extensions.get(DEPTH_ATTRIBUTE) {
+    let n = match event.extensions.get(DEPTH_ATTRIBUTE) {
         Some(ExtValue::Integer(n)) => *n,
         Some(other) => other.to_canonical_string().parse().unwrap_or(0),
         None => 0,
-    }
+    };
+    // A client may send any value; a negative one must not buy a longer loop.
+    n.max(0)
 }
 
 /// The instance an event is addressed to, if any: `instanceid`, or `cxpinstanceid` as
@@ -275,6 +277,13 @@ mod tests {
         e.extensions
             .insert(DEPTH_ATTRIBUTE.into(), ExtValue::Integer(MAX_DEPTH));
         assert!(index.starts("p", &e).is_empty());
+        e.extensions
+            .insert(DEPTH_ATTRIBUTE.into(), ExtValue::Integer(-1_000_000));
+        assert_eq!(
+            index.starts("p", &e)[0].depth,
+            0,
+            "a negative depth counts as 0"
+        );
     }
 
     #[test]

@@ -570,8 +570,7 @@ fn context_of(row: &InstanceRow) -> Map<String, Value> {
 }
 
 fn parse_stored(project: &str, version: i64, body: &str) -> Option<Arc<CompiledWorkflow>> {
-    let json: Value = serde_json::from_str(body).ok()?;
-    let def = WorkflowDefinition::parse(&json).ok()?;
+    let def = WorkflowDefinition::from_stored(body).ok()?;
     CompiledWorkflow::compile(project, version, def)
         .ok()
         .map(Arc::new)

@@ -133,13 +133,13 @@ impl Metrics {
         family(
             "herald_workflow_wakes_total",
             "counter",
-            "Events consumed by workflow wait steps.",
+            "Events that woke a workflow wait step (of an awaited type, passing its filter).",
             &single(w.wakes),
         );
         family(
             "herald_workflow_actions_total",
             "counter",
-            "Workflow action calls, by outcome.",
+            "Workflow action outcomes recorded, by outcome.",
             &[
                 ("{outcome=\"succeeded\"}".into(), w.actions_succeeded),
                 ("{outcome=\"failed\"}".into(), w.actions_failed),

@@ -40,32 +40,46 @@ pub async fn put(
     };
     validate_id(&id).map_err(invalid)?;
     let trigger: Trigger = parse_json(&body, "trigger")?;
-    let mut sub = trigger
+    let sub = trigger
         .to_subscription(&id, app.config.triggers.retry_delay)
         .map_err(invalid)?;
     let filter = compile(&sub)?;
     let now = now_millis();
-    if app.registry.get(&project, &id).is_none() {
-        let mut new = sub.clone();
-        new.succeed(None, now);
-        if save_new(&app, &project, new, filter.clone())
-            .await?
-            .is_some()
-        {
+    // Create, or edit what is there; a PUT or DELETE racing this one can change which
+    // applies between the two, so try again a few times.
+    for _ in 0..4 {
+        if app.registry.get(&project, &id).is_none() {
+            let mut new = sub.clone();
+            new.succeed(None, now);
+            if save_new(&app, &project, new, filter.clone())
+                .await?
+                .is_some()
+            {
+                return Ok(Json(json!({})));
+            }
+            // Created by a racing PUT; its registry entry may lag its row a moment.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let Ok((current, _editing)) = find_for_edit(&app, &project, &id).await else {
+            continue; // deleted meanwhile: create it
+        };
+        if Trigger::of(&current.sub).is_none() {
+            return Err(ApiError(Problem::conflict(
+                "not-a-trigger",
+                format!("subscription '{id}' exists in project '{project}' and is not a trigger; choose another id"),
+            )));
+        }
+        let mut edited = sub.clone();
+        edited.succeed(Some(&current.sub), now);
+        if save(&app, &project, edited, filter.clone()).await.is_ok() {
             return Ok(Json(json!({})));
         }
-        // A PUT racing this one created it first: replace it as an edit.
     }
-    let (current, _editing) = find_for_edit(&app, &project, &id).await?;
-    if Trigger::of(&current.sub).is_none() {
-        return Err(ApiError(Problem::conflict(
-            "not-a-trigger",
-            format!("subscription '{id}' exists in project '{project}' and is not a trigger; choose another id"),
-        )));
-    }
-    sub.succeed(Some(&current.sub), now);
-    save(&app, &project, sub, filter).await?;
-    Ok(Json(json!({})))
+    Err(ApiError(Problem::conflict(
+        "trigger-busy",
+        format!("trigger '{id}' kept changing while this request ran; send it again"),
+    )))
 }
 
 #[derive(Deserialize)]

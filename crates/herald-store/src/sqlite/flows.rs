@@ -236,16 +236,21 @@ pub(super) fn workflow_from_row(r: &Row) -> rusqlite::Result<WorkflowVersion> {
 
 const FINISHED_BEFORE: &str = "state IN ('completed', 'failed', 'cancelled') AND updated_at < ?";
 
-/// Up to `limit` instances that finished before `before`.
+/// Up to `limit` instances that finished before `before`, in key order after `after`
+/// (the last key of the previous batch), so that batches never scan the same rows twice.
 pub(super) fn finished_before(
     c: &Connection,
     before: i64,
+    after: Option<(String, String)>,
     limit: usize,
 ) -> rusqlite::Result<Vec<(String, String)>> {
+    let (p, i) = after.unwrap_or_default();
     let mut st = c.prepare_cached(&format!(
-        "SELECT project, id FROM instances WHERE {FINISHED_BEFORE} LIMIT {limit}"
+        "SELECT project, id FROM instances WHERE (project, id) > (?2, ?3) AND {}
+         ORDER BY project, id LIMIT {limit}",
+        FINISHED_BEFORE.replace('?', "?1")
     ))?;
-    let rows = st.query_map(params![before], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = st.query_map(params![before, p, i], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 

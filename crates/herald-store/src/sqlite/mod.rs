@@ -75,6 +75,7 @@ impl SqliteStore {
         let conn = Connection::open(&path).map_err(backend)?;
         schema::configure(&conn, true).map_err(backend)?;
         conn.execute_batch(schema::SCHEMA).map_err(backend)?;
+        schema::migrate(&conn).map_err(backend)?;
         let now = now_millis();
         conn.execute(
             "INSERT OR IGNORE INTO projects(name, created_at) VALUES ('default', ?1)",
@@ -1038,11 +1039,14 @@ impl Store for SqliteStore {
         // Found by a reader (a scan: no index on the hot columns), removed by key in
         // small writes, so the writer never stalls on the scan.
         let mut pruned = 0;
+        let mut after = None;
         loop {
+            let from = after.clone();
             let keys = self
-                .read(move |c| flows::finished_before(c, finished_before, 500))
+                .read(move |c| flows::finished_before(c, finished_before, from, 500))
                 .await?;
             let n = keys.len();
+            after = keys.last().cloned();
             pruned += self
                 .writer
                 .write(move |c| flows::prune_instances(c, &keys, finished_before))

@@ -148,6 +148,18 @@ CREATE TABLE IF NOT EXISTS instance_history (
 CREATE INDEX IF NOT EXISTS history_by_instance ON instance_history(project, instance, id);
 "#;
 
+/// Columns added after their table first shipped, for files created before.
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut st = conn.prepare("SELECT name FROM pragma_table_info('instances')")?;
+    let columns = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if !columns.iter().any(|c| c == "depth") {
+        conn.execute_batch("ALTER TABLE instances ADD COLUMN depth INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
 pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // A commit writes every page it dirtied to the WAL and index inserts dirty pages all
@@ -169,4 +181,25 @@ pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
         conn.pragma_update(None, "query_only", true)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instances_table_without_depth_gains_it() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE instances (project TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (project, id));
+             INSERT INTO instances VALUES ('p', 'i');",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        migrate(&conn).unwrap(); // and again: nothing to do
+        let depth: i64 = conn
+            .query_row("SELECT depth FROM instances", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(depth, 0);
+    }
 }

@@ -2146,6 +2146,34 @@ pub async fn finished_instances_are_pruned_after_retention(store: DynStore) {
         store.get_instance("default", "i4").await.unwrap().is_some(),
         "a sleeping one stays"
     );
+
+    // More than one batch of them (the store works in batches of 500).
+    let mut start = event("bulk", "/src", t, &[]);
+    for n in 0..1_100 {
+        start.flow.starts.push(NewInstance {
+            id: format!("bulk-{n:04}"),
+            workflow: "w".into(),
+            version: 1,
+            context: "{}".into(),
+            depth: 0,
+        });
+    }
+    append(&store, "default", WINDOW, vec![start]).await;
+    let mut finishing = tokio::task::JoinSet::new();
+    for n in 0..1_100 {
+        let store = store.clone();
+        finishing.spawn(async move {
+            let id = format!("bulk-{n:04}");
+            let row = store.get_instance("default", &id).await.unwrap().unwrap();
+            let ch = change_of(&row, InstanceState::Completed, t);
+            assert!(store.change_instance(ch).await.unwrap().is_some());
+        });
+    }
+    while let Some(done) = finishing.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(store.prune_instances(t + 1).await.unwrap(), 1_100);
+    assert!(store.get_instance("default", "i4").await.unwrap().is_some());
     assert_eq!(
         store.instance_history("default", "i4").await.unwrap().len(),
         1
