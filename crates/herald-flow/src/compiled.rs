@@ -267,7 +267,7 @@ mod tests {
         let index = StartIndex::default();
         index.put(workflow(
             "p",
-            json!({"id": "echo", "start": {"type": "x"}, "steps": [{"emit": {"type": "x"}}]}),
+            json!({"id": "echo", "start": {"type": "x"}, "steps": [{"emit": {"type": "y"}}]}),
         ));
         let mut e = event("x", json!({}));
         assert_eq!(index.starts("p", &e)[0].depth, 0);
