@@ -483,16 +483,19 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
 
     // Version 2 in YAML.
     let yaml = "start:\n  type: go\nsteps:\n  - wait:\n      types: [next]\n  - emit:\n      type: v2.done\n";
-    let resp = client()
-        .put(h.api("default/workflows/flow"))
-        .header("content-type", "application/yaml")
-        .body(yaml)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let v2: Value = resp.json().await.unwrap();
-    assert_eq!(v2["version"], 2);
+    let put = |body: reqwest::RequestBuilder| async move {
+        let resp = body.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<Value>().await.unwrap()["version"].clone()
+    };
+    let flow = h.api("default/workflows/flow");
+    let put_yaml = || {
+        client()
+            .put(&flow)
+            .header("content-type", "application/yaml")
+            .body(yaml)
+    };
+    assert_eq!(put(put_yaml()).await, 2);
     let text = client()
         .get(h.api("default/workflows/flow"))
         .header("accept", "application/yaml")
@@ -509,23 +512,8 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
     let first = get_json(&h.api("default/workflows/flow?version=1")).await;
     assert_eq!(first["steps"][1]["emit"]["type"], "v1.done");
     // The GET view can be written back (a new version).
-    let resp = client()
-        .put(h.api("default/workflows/flow"))
-        .json(&first)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let v3: Value = resp.json().await.unwrap();
-    assert_eq!(v3["version"], 3);
-    let resp = client()
-        .put(h.api("default/workflows/flow"))
-        .header("content-type", "application/yaml")
-        .body(yaml)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(put(client().put(&flow).json(&first)).await, 3);
+    assert_eq!(put(put_yaml()).await, 4);
 
     // The running instance keeps version 1; a new one runs the latest.
     send_binary(&h, "default", "g2", "go", json!({})).await;
