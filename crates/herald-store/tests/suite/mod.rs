@@ -1766,6 +1766,11 @@ pub async fn audit_log_reads_by_range(store: DynStore) {
 
 // ----------------------------------------------------------------------------- workflows
 
+/// Append one event to `default` with `WINDOW`.
+async fn add(store: &DynStore, event: NewEvent) -> AppendOutcome {
+    append(store, "default", WINDOW, vec![event]).await[0]
+}
+
 async fn save(store: &DynStore, id: &str, awaits: &[&str], mode: SaveMode) -> Option<i64> {
     store
         .save_workflow(
@@ -1864,13 +1869,7 @@ pub async fn workflow_versions_and_save_modes(store: DynStore) {
 pub async fn wakes_are_kept_or_refused_whole(store: DynStore) {
     let t = base();
     save(&store, "w", &["paid", "shipped"], SaveMode::Create).await;
-    append(
-        &store,
-        "default",
-        WINDOW,
-        vec![starting("s1", t, "w", "i1")],
-    )
-    .await;
+    add(&store, starting("s1", t, "w", "i1")).await;
     let row = store.get_instance("default", "i1").await.unwrap().unwrap();
     assert_eq!(row.state, InstanceState::Starting);
     assert_eq!(row.due_at, Some(t));
@@ -1907,22 +1906,10 @@ pub async fn wakes_are_kept_or_refused_whole(store: DynStore) {
     );
     assert!(store.kept_events("default", "i1").await.unwrap().is_empty());
     // "a" was not stored: it is not a duplicate now.
-    let out = append(
-        &store,
-        "default",
-        WINDOW,
-        vec![waking("a", t, "i1", "paid")],
-    )
-    .await;
-    assert!(matches!(out[0], AppendOutcome::Stored { .. }));
-    let out = append(
-        &store,
-        "default",
-        WINDOW,
-        vec![waking("a", t, "i1", "paid")],
-    )
-    .await;
-    assert!(matches!(out[0], AppendOutcome::Duplicate { .. }));
+    let out = add(&store, waking("a", t, "i1", "paid")).await;
+    assert!(matches!(out, AppendOutcome::Stored { .. }));
+    let out = add(&store, waking("a", t, "i1", "paid")).await;
+    assert!(matches!(out, AppendOutcome::Duplicate { .. }));
     let kept = store.kept_events("default", "i1").await.unwrap();
     assert_eq!(kept.len(), 1, "a duplicate wakes nothing");
 
@@ -1952,13 +1939,7 @@ pub async fn wakes_are_kept_or_refused_whole(store: DynStore) {
     let failed = change_of(&row, InstanceState::Failed, t + 2);
     assert!(store.change_instance(failed).await.unwrap().is_some());
     let row = store.get_instance("default", "i1").await.unwrap().unwrap();
-    append(
-        &store,
-        "default",
-        WINDOW,
-        vec![waking("f1", t, "i1", "shipped")],
-    )
-    .await;
+    add(&store, waking("f1", t, "i1", "shipped")).await;
     assert_eq!(store.kept_events("default", "i1").await.unwrap().len(), 2);
 
     // A finished instance refuses wakes, except duplicates of what it took.
@@ -1970,33 +1951,15 @@ pub async fn wakes_are_kept_or_refused_whole(store: DynStore) {
             .append(batch(vec![waking("d", t, "i1", "paid")]))
             .await,
     );
-    let out = append(
-        &store,
-        "default",
-        WINDOW,
-        vec![waking("a", t, "i1", "paid")],
-    )
-    .await;
-    assert!(matches!(out[0], AppendOutcome::Duplicate { .. }));
+    let out = add(&store, waking("a", t, "i1", "paid")).await;
+    assert!(matches!(out, AppendOutcome::Duplicate { .. }));
 }
 
 pub async fn instance_changes_apply_once(store: DynStore) {
     let t = base();
     save(&store, "w", &["tick"], SaveMode::Create).await;
-    append(
-        &store,
-        "default",
-        WINDOW,
-        vec![starting("s1", t, "w", "i1")],
-    )
-    .await;
-    append(
-        &store,
-        "default",
-        WINDOW,
-        vec![waking("k1", t, "i1", "tick")],
-    )
-    .await;
+    add(&store, starting("s1", t, "w", "i1")).await;
+    add(&store, waking("k1", t, "i1", "tick")).await;
     let row = store.get_instance("default", "i1").await.unwrap().unwrap();
     let kept = store.kept_events("default", "i1").await.unwrap();
 
@@ -2045,13 +2008,7 @@ pub async fn instance_changes_apply_once(store: DynStore) {
     // Paging by id, newest first, and counts by state.
     for n in 2..=4 {
         let id = format!("i{n}");
-        append(
-            &store,
-            "default",
-            WINDOW,
-            vec![starting(&format!("s{n}"), t, "w", &id)],
-        )
-        .await;
+        add(&store, starting(&format!("s{n}"), t, "w", &id)).await;
     }
     let page = store
         .list_instances("default", "w", None, 2, None)
@@ -2081,20 +2038,8 @@ where
     {
         let store = open();
         save(&store, "w", &["tick"], SaveMode::Create).await;
-        append(
-            &store,
-            "default",
-            WINDOW,
-            vec![starting("s1", t, "w", "i1")],
-        )
-        .await;
-        append(
-            &store,
-            "default",
-            WINDOW,
-            vec![waking("k1", t, "i1", "tick")],
-        )
-        .await;
+        add(&store, starting("s1", t, "w", "i1")).await;
+        add(&store, waking("k1", t, "i1", "tick")).await;
     }
     let store = open();
     let row = store.get_instance("default", "i1").await.unwrap().unwrap();
@@ -2113,13 +2058,7 @@ pub async fn finished_instances_are_pruned_after_retention(store: DynStore) {
         (4, InstanceState::Waiting),
     ] {
         let id = format!("i{n}");
-        append(
-            &store,
-            "default",
-            WINDOW,
-            vec![starting(&format!("s{n}"), t, "w", &id)],
-        )
-        .await;
+        add(&store, starting(&format!("s{n}"), t, "w", &id)).await;
         let row = store.get_instance("default", &id).await.unwrap().unwrap();
         let mut ch = change_of(&row, state, t);
         ch.history = vec![HistoryEntry {
@@ -2158,7 +2097,7 @@ pub async fn finished_instances_are_pruned_after_retention(store: DynStore) {
             depth: 0,
         });
     }
-    append(&store, "default", WINDOW, vec![start]).await;
+    add(&store, start).await;
     let mut finishing = tokio::task::JoinSet::new();
     for n in 0..1_100 {
         let store = store.clone();
