@@ -594,6 +594,7 @@ impl Engine {
                 received_at: now_millis(),
                 body: event.to_json_bytes(),
                 deliveries: deliveries.clone(),
+                held: Vec::new(),
                 flow: Default::default(),
             }],
         };

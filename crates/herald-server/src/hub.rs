@@ -25,6 +25,7 @@ pub fn routed(
         received_at,
         body: event.to_json_bytes(),
         deliveries: registry.route(project, topic, event),
+        held: Vec::new(),
         flow: Default::default(),
     }
 }

@@ -72,6 +72,7 @@ fn routed(app: &AppState, row: &ScheduledEvent, now: i64) -> NewEvent {
     match Event::from_stored_json(&row.body) {
         Ok(event) => NewEvent {
             deliveries: app.registry.route(&row.project, &topic, &event),
+            held: Vec::new(),
             flow: app.flow.routing(&row.project, &event),
             id: event.id,
             source: event.source,
@@ -92,6 +93,7 @@ fn routed(app: &AppState, row: &ScheduledEvent, now: i64) -> NewEvent {
                 received_at: now,
                 body: row.body.clone(),
                 deliveries: Vec::new(),
+                held: Vec::new(),
                 flow: Default::default(),
             }
         }

@@ -81,6 +81,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Claimed>>;
     /// Every subscription with pending deliveries, with its earliest due time.
     async fn pending_subscriptions(&self) -> Result<Vec<(String, String, i64)>>;
+    /// Settle a held delivery (see [`NewEvent::held`]) of the event `seq`: delivered
+    /// (`retry_at` `None`), it is gone; failed, it counts one attempt and is due at
+    /// `retry_at`, then retried like any other. False when there was none.
+    async fn settle_held(
+        &self,
+        project: &str,
+        subscription: &str,
+        seq: i64,
+        retry_at: Option<i64>,
+    ) -> Result<bool>;
     /// Record attempt outcomes and move deliveries on (delete, reschedule, dead-letter, release).
     async fn complete(&self, updates: Vec<DeliveryUpdate>) -> Result<()>;
     /// The earliest due time of a pending, unleased delivery (for the dispatcher's sleep).

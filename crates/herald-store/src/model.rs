@@ -22,6 +22,10 @@ pub struct NewEvent {
     pub body: Vec<u8>,
     /// Subscriptions (ids within the project) the router matched.
     pub deliveries: Vec<String>,
+    /// Subscriptions whose delivery is held until the given time: one a synchronous
+    /// request is delivering to right now. Its outcome settles the held delivery
+    /// (`Store::settle_held`); should the process die first, it is delivered when due.
+    pub held: Vec<(String, i64)>,
     /// What the event does to workflows, decided at ingest like its deliveries.
     pub flow: FlowRouting,
 }

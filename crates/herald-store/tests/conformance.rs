@@ -53,6 +53,7 @@ conformance! {
     wakes_are_kept_or_refused_whole,
     instance_changes_apply_once,
     insert_subscription_never_overwrites,
+    held_deliveries_wait_and_settle,
     finished_instances_are_pruned_after_retention,
     complete_delivered_removes,
     complete_retry_at,

@@ -195,9 +195,62 @@ async fn synchronous_requests_answer_with_the_webhooks_response() {
     let (status, body) = queue(&h, json!({"type": "nobody-listens", "isSynchronous": true})).await;
     assert_eq!(status, 404, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("nobody-listens"));
-    // Sent once each, synchronously: nothing was queued for a second delivery.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(rx.posts().len(), 4);
+    // A webhook that took its event gets it once; one that failed (422) or did not
+    // answer in time gets it again through the queue, on its subscription's schedule.
+    let posts_of = |mode: &str| {
+        rx.posts()
+            .iter()
+            .filter(|r| r.json()["data"]["mode"] == mode)
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || posts_of("text") >= 2
+            && posts_of("slow") >= 2)
+        .await,
+        "failed synchronous deliveries are retried: {} / {}",
+        posts_of("text"),
+        posts_of("slow")
+    );
+    tokio::time::sleep(Duration::from_millis(6_000)).await; // past the 700 ms + 5 s hold
+    assert_eq!((posts_of("space-cloud"), posts_of("json")), (1, 1));
+}
+
+#[tokio::test]
+async fn a_synchronous_request_the_webhook_failed_is_delivered_later() {
+    let h = Herald::start();
+    let rx = Receiver::start().await;
+    rx.script(|_, n| {
+        if n == 0 {
+            Reply::status(503).body("busy")
+        } else {
+            Reply::status(200)
+        }
+    });
+    let id = subscribe_to(&h, &rx, "compute").await;
+    let (status, _, body) = queue_raw(
+        &h,
+        json!({"type": "compute", "id": "c-1", "isSynchronous": true, "data": {"n": 1}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (503, json!("busy")),
+        "the caller hears the webhook's answer"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || rx.posts().len() >= 2).await,
+        "retried through the queue"
+    );
+    let ids: Vec<String> = rx
+        .posts()
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["c-1", "c-1"]);
+    let attempts = get_json(&h.api(&format!("default/subscriptions/{id}/attempts"))).await;
+    assert!(attempts.to_string().contains("200"), "{attempts}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(rx.posts().len(), 2, "delivered, then nothing more");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::queue::QueueRequest;
+use herald_core::retry::{self, Outcome};
 use herald_core::{now_millis, Data, Event, Problem, Topic};
 use herald_store::{AppendBatch, AppendOutcome, NewEvent, NewScheduled};
 use serde_json::{json, Value};
@@ -75,7 +76,7 @@ pub async fn enqueue(
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
     let deliveries = app.registry.route(&project, &Topic::root(), &event);
-    let outcome = append(&app, &project, &event, deliveries, now).await?;
+    let outcome = append(&app, &project, &event, deliveries, Vec::new(), now).await?;
     let body = json!({
         "id": event.id,
         "status": if matches!(outcome, AppendOutcome::Duplicate { .. }) { "duplicate" } else { "queued" },
@@ -95,6 +96,7 @@ async fn append(
     project: &str,
     event: &Event,
     deliveries: Vec<String>,
+    held: Vec<(String, i64)>,
     now: i64,
 ) -> ApiResult<AppendOutcome> {
     let batch = AppendBatch {
@@ -108,6 +110,7 @@ async fn append(
             received_at: now,
             body: event.to_json_bytes(),
             deliveries,
+            held,
             flow: app.flow.routing(project, event),
         }],
     };
@@ -116,6 +119,44 @@ async fn append(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError(Problem::internal("the store returned no outcome")))
+}
+
+/// How much longer than the synchronous timeout the answering delivery is held.
+const HOLD_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Settle the answering subscription's held delivery: gone when the webhook took the
+/// event, else retried on its subscription's schedule like any failed first attempt.
+async fn settle(
+    app: &AppState,
+    project: &str,
+    sub: &herald_core::subscription::Subscription,
+    seq: i64,
+    report: &herald_delivery::sinks::AttemptReport,
+) {
+    let now = now_millis();
+    let retry_at = match &report.outcome {
+        Outcome::Delivered => None,
+        // Another try cannot help (e.g. 400): leave it to the queue's own handling.
+        Outcome::Final => Some(now),
+        Outcome::Retryable { retry_after } => Some(
+            match retry::next_attempt(&sub.delivery.retry, 1, now, now, *retry_after, 0.0) {
+                retry::Next::RetryAt(at) => at,
+                retry::Next::Exhausted => now,
+            },
+        ),
+    };
+    match app.store.settle_held(project, &sub.id, seq, retry_at).await {
+        Ok(true) => {
+            if let Some(at) = retry_at {
+                app.engine.notify(project, &sub.id, at);
+            }
+        }
+        Ok(false) => {}
+        Err(e) => {
+            // Still held: the queue delivers it once the hold ends.
+            tracing::warn!(subscription = %sub.id, error = %e, "could not settle a synchronous delivery");
+        }
+    }
 }
 
 /// Deliver at once to the first matching active subscription (by id) and answer with
@@ -146,24 +187,33 @@ async fn synchronous(app: &Arc<AppState>, project: &str, event: Event) -> ApiRes
         .filter(|e| e.sub.id != answering.sub.id)
         .map(|e| e.sub.id.clone())
         .collect();
-    if let AppendOutcome::Duplicate { .. } = append(app, project, &event, others, now).await? {
-        return Err(ApiError(Problem::conflict(
-            "duplicate-event",
-            format!(
-                "an event with id '{}' was already queued; it is not delivered again",
-                event.id
-            ),
-        )));
-    }
+    // The answering subscription's delivery is stored too, held while this request
+    // delivers it: its outcome settles it below, and a crash leaves it to the queue.
+    let sync_timeout = app.config.queue.sync_timeout;
+    let hold_until = now + (sync_timeout + HOLD_MARGIN).as_millis() as i64;
+    let held = vec![(answering.sub.id.clone(), hold_until)];
+    let seq = match append(app, project, &event, others, held, now).await? {
+        AppendOutcome::Stored { seq } => seq,
+        AppendOutcome::Duplicate { .. } => {
+            return Err(ApiError(Problem::conflict(
+                "duplicate-event",
+                format!(
+                    "an event with id '{}' was already queued; it is not delivered again",
+                    event.id
+                ),
+            )))
+        }
+    };
     let report = app
         .engine
         .deliver_now(
             &answering,
             event,
-            app.config.queue.sync_timeout,
+            sync_timeout,
             app.config.limits.max_body_bytes,
         )
         .await;
+    settle(app, project, &answering.sub, seq, &report).await;
     let Some(status) = report.status else {
         let error = report.error.unwrap_or_default();
         let problem = if error.starts_with("timed out") {

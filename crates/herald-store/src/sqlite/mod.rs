@@ -181,6 +181,11 @@ fn append_in<'a>(
          SELECT ?1, ?2, ?3, 0, 0, 0, ?4, ?4
          FROM subscriptions s WHERE s.project = ?1 AND s.id = ?2",
     )?;
+    let mut hold = c.prepare_cached(
+        "INSERT INTO deliveries(project, subscription_id, seq, target, state, attempts, due_at, created_at)
+         SELECT ?1, ?2, ?3, 0, 0, 0, ?4, ?5
+         FROM subscriptions s WHERE s.project = ?1 AND s.id = ?2",
+    )?;
     let mut out = Vec::new();
     for (i, ev) in events.enumerate() {
         if let Some(seq) = seen_within(c, project, ev, dedup_window_ms)? {
@@ -199,6 +204,9 @@ fn append_in<'a>(
         let seq = c.last_insert_rowid();
         for sub in &ev.deliveries {
             route.execute(params![project, sub, seq, ev.received_at])?;
+        }
+        for (sub, until) in &ev.held {
+            hold.execute(params![project, sub, seq, until, ev.received_at])?;
         }
         for start in &ev.flow.starts {
             flows::create_instance(c, project, start, ev.received_at)?;
@@ -575,6 +583,36 @@ impl Store for SqliteStore {
         // Only once the outcome is committed may the delivery be leased again.
         self.leases.lock().release(&ids);
         Ok(())
+    }
+
+    async fn settle_held(
+        &self,
+        project: &str,
+        subscription: &str,
+        seq: i64,
+        retry_at: Option<i64>,
+    ) -> Result<bool> {
+        let (project, subscription) = (project.to_string(), subscription.to_string());
+        self.writer
+            .write(move |c| {
+                let n = match retry_at {
+                    None => c
+                        .prepare_cached(
+                            "DELETE FROM deliveries WHERE project = ?1 AND subscription_id = ?2
+                             AND seq = ?3 AND target = 0 AND state = 0",
+                        )?
+                        .execute(params![project, subscription, seq])?,
+                    Some(at) => c
+                        .prepare_cached(
+                            "UPDATE deliveries SET attempts = attempts + 1, due_at = ?4
+                             WHERE project = ?1 AND subscription_id = ?2 AND seq = ?3
+                             AND target = 0 AND state = 0",
+                        )?
+                        .execute(params![project, subscription, seq, at])?,
+                };
+                Ok(n > 0)
+            })
+            .await
     }
 
     async fn next_due(&self) -> Result<Option<i64>> {

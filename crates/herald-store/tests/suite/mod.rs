@@ -85,6 +85,7 @@ pub fn event(id: &str, source: &str, received_at: i64, deliveries: &[&str]) -> N
         received_at,
         body: body_of(id, source),
         deliveries: deliveries.iter().map(|s| s.to_string()).collect(),
+        held: Vec::new(),
         flow: Default::default(),
     }
 }
@@ -1762,6 +1763,54 @@ pub async fn audit_log_reads_by_range(store: DynStore) {
     assert!(read(301, 400, 10).await.is_empty());
     assert!(store.delete_subscription("default", "a").await.unwrap());
     assert!(read(0, i64::MAX, 10).await.is_empty());
+}
+
+/// A held delivery (a synchronous request in progress) is not leased before its time;
+/// settled as delivered it is gone, settled as failed it is due at the retry time.
+pub async fn held_deliveries_wait_and_settle(store: DynStore) {
+    let t = base();
+    put_sub(&store, "default", "s").await;
+    let claim = |now: i64| {
+        let store = store.clone();
+        async move {
+            let req = herald_store::ClaimRequest {
+                project: "default".into(),
+                subscription_id: "s".into(),
+                limit: 10,
+            };
+            store.claim_for(vec![req], now, now + LEASE).await.unwrap()[0]
+                .deliveries
+                .clone()
+        }
+    };
+    let mut ok = event("ok", "/src", t, &[]);
+    ok.held = vec![("s".into(), t + 60_000)];
+    let mut failed = event("failed", "/src", t, &[]);
+    failed.held = vec![("s".into(), t + 60_000)];
+    let out = append(&store, "default", WINDOW, vec![ok, failed]).await;
+    let (ok_seq, failed_seq) = (stored_seq(out[0]), stored_seq(out[1]));
+    assert!(claim(t).await.is_empty(), "held: not due yet");
+    assert_eq!(store.backlog("default", "s").await.unwrap().pending, 2);
+
+    assert!(store
+        .settle_held("default", "s", ok_seq, None)
+        .await
+        .unwrap());
+    assert!(store
+        .settle_held("default", "s", failed_seq, Some(t + 5))
+        .await
+        .unwrap());
+    assert_eq!(store.backlog("default", "s").await.unwrap().pending, 1);
+    assert!(claim(t + 4).await.is_empty());
+    let due = claim(t + 5).await;
+    assert_eq!((due.len(), due[0].seq, due[0].attempts), (1, failed_seq, 1));
+    assert!(
+        !store
+            .settle_held("default", "s", ok_seq, None)
+            .await
+            .unwrap(),
+        "gone"
+    );
 }
 
 // ----------------------------------------------------------------------------- workflows
