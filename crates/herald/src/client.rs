@@ -1,4 +1,4 @@
-//! Client subcommands: `send` and `subscriptions`, thin wrappers over the HTTP API that
+//! Client subcommands: `send`, `subscriptions` and `workflows`, thin wrappers over the HTTP API that
 //! print the server's JSON answer (or its problem details) as they are.
 
 use std::path::PathBuf;
@@ -274,4 +274,155 @@ pub async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
         }
     };
     print_response(resp).await
+}
+
+#[derive(Subcommand)]
+pub enum WorkflowsCommand {
+    /// List the project's workflows (latest versions, with instance counts on `show`).
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Create or add a version of a workflow from a JSON or YAML (.yaml, .yml) file.
+    Apply {
+        #[command(flatten)]
+        target: Target,
+        /// The definition file.
+        file: PathBuf,
+        /// The workflow id; default: the file's top-level `id`.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Show a workflow (its latest version, or --version N) with its instance counts.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// List a workflow's instances, newest first.
+    Instances {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        /// Only instances in this state (starting, running, waiting, completed, failed, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show one instance with its history.
+    Instance {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        instance: String,
+    },
+    /// Cancel an unfinished instance.
+    Cancel {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        instance: String,
+    },
+    /// Run a failed instance's failed step again.
+    Retry {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        instance: String,
+    },
+}
+
+/// The top-level `id` of a definition file: JSON's `id`, or a YAML `id:` line at
+/// column 0 (enough for the files this command writes and reads).
+fn definition_id(text: &str, yaml: bool) -> Option<String> {
+    if !yaml {
+        let v: Value = serde_json::from_str(text).ok()?;
+        return v.get("id")?.as_str().map(str::to_string);
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+pub async fn workflows(cmd: WorkflowsCommand) -> Result<()> {
+    let client = reqwest::Client::new();
+    let workflows = |t: &Target| format!("{}/workflows", base(t));
+    let req = match cmd {
+        WorkflowsCommand::List { target } => client.get(workflows(&target)),
+        WorkflowsCommand::Apply { target, file, id } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let yaml = matches!(
+                file.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            );
+            let Some(id) = id.or_else(|| definition_id(&text, yaml)) else {
+                bail!("{} has no top-level id; pass --id", file.display());
+            };
+            let content_type = if yaml {
+                "application/yaml"
+            } else {
+                "application/json"
+            };
+            client
+                .put(format!("{}/{id}", workflows(&target)))
+                .header("content-type", content_type)
+                .body(text)
+        }
+        WorkflowsCommand::Show {
+            target,
+            id,
+            version,
+        } => {
+            let q = version.map(|v| format!("?version={v}")).unwrap_or_default();
+            client.get(format!("{}/{id}{q}", workflows(&target)))
+        }
+        WorkflowsCommand::Instances { target, id, state } => {
+            let q = state.map(|s| format!("?state={s}")).unwrap_or_default();
+            client.get(format!("{}/{id}/instances{q}", workflows(&target)))
+        }
+        WorkflowsCommand::Instance {
+            target,
+            id,
+            instance,
+        } => client.get(format!("{}/{id}/instances/{instance}", workflows(&target))),
+        WorkflowsCommand::Cancel {
+            target,
+            id,
+            instance,
+        } => client.post(format!(
+            "{}/{id}/instances/{instance}/cancel",
+            workflows(&target)
+        )),
+        WorkflowsCommand::Retry {
+            target,
+            id,
+            instance,
+        } => client.post(format!(
+            "{}/{id}/instances/{instance}/retry",
+            workflows(&target)
+        )),
+    };
+    print_response(req.send().await.context("cannot reach the server")?).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_definition_file_names_its_id() {
+        assert_eq!(
+            definition_id(r#"{"id": "a", "steps": []}"#, false).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            definition_id("name: x\nid: 'flow-1'\nsteps: []\n", true).as_deref(),
+            Some("flow-1")
+        );
+        assert_eq!(definition_id("steps:\n  - id: nested\n", true), None);
+        assert_eq!(definition_id("{}", false), None);
+    }
 }

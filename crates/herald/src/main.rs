@@ -35,6 +35,9 @@ enum Command {
     /// List, create, delete and enable subscriptions on a running server.
     #[command(subcommand)]
     Subscriptions(client::SubscriptionsCommand),
+    /// Apply, list and show workflows; list, show, cancel and retry their instances.
+    #[command(subcommand)]
+    Workflows(client::WorkflowsCommand),
 }
 
 #[derive(clap::Args)]
@@ -67,6 +70,7 @@ fn main() -> Result<()> {
             Command::Serve(args) => serve(args).await,
             Command::Send(args) => client::send(args).await,
             Command::Subscriptions(cmd) => client::subscriptions(cmd).await,
+            Command::Workflows(cmd) => client::workflows(cmd).await,
         }
     })
 }

@@ -1,5 +1,5 @@
-//! The CLI against a running server: `subscriptions create|list|enable|delete` and
-//! `send` in both modes, and `--help` on every command.
+//! The CLI against a running server: `subscriptions create|list|enable|delete`, `send`
+//! in both modes, `workflows`, and `--help` on every command.
 
 mod support;
 
@@ -46,6 +46,14 @@ fn every_command_has_help() {
         vec!["subscriptions", "list", "--help"],
         vec!["subscriptions", "delete", "--help"],
         vec!["subscriptions", "enable", "--help"],
+        vec!["workflows", "--help"],
+        vec!["workflows", "apply", "--help"],
+        vec!["workflows", "list", "--help"],
+        vec!["workflows", "show", "--help"],
+        vec!["workflows", "instances", "--help"],
+        vec!["workflows", "instance", "--help"],
+        vec!["workflows", "cancel", "--help"],
+        vec!["workflows", "retry", "--help"],
     ] {
         let (ok, out, _) = herald(&args);
         assert!(ok, "{args:?}");
@@ -136,4 +144,72 @@ async fn subscriptions_and_send_round_trip() {
     );
     assert!(!ok);
     assert!(err.contains("--data must be JSON"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workflows_apply_show_and_operate() {
+    let h = Herald::start();
+    let server = h.url.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.yaml");
+    std::fs::write(
+        &file,
+        "id: flow\nstart:\n  type: go\nsteps:\n  - wait:\n      types: [next]\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, out, err) = run!("workflows", "apply", "--server", server, path);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"version\": 1"), "{out}");
+    let (ok, out, _) = run!("workflows", "apply", "--server", server, path);
+    assert!(ok && out.contains("\"version\": 2"), "{out}");
+    let (ok, out, _) = run!("workflows", "list", "--server", server);
+    assert!(ok && out.contains("\"flow\""), "{out}");
+
+    send_binary(&h, "default", "g1", "go", serde_json::json!({})).await;
+    let mut instance = String::new();
+    for _ in 0..200 {
+        let (_, out, _) = run!(
+            "workflows",
+            "instances",
+            "--server",
+            server,
+            "flow",
+            "--state",
+            "waiting"
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        if let Some(id) = v["instances"][0]["id"].as_str() {
+            instance = id.to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!instance.is_empty(), "the instance sleeps");
+    let (ok, out, _) = run!("workflows", "show", "--server", server, "flow");
+    assert!(ok && out.contains("\"waiting\": 1"), "{out}");
+    let (ok, out, _) = run!("workflows", "cancel", "--server", server, "flow", instance);
+    assert!(ok && out.contains("\"cancelled\""), "{out}");
+    let (ok, out, _) = run!(
+        "workflows",
+        "instance",
+        "--server",
+        server,
+        "flow",
+        instance
+    );
+    assert!(ok && out.contains("\"history\""), "{out}");
+    // A failing call exits non-zero with the problem.
+    let (ok, _, err) = run!("workflows", "retry", "--server", server, "flow", instance);
+    assert!(!ok && err.contains("instance-state"), "{err}");
+    let bad = dir.path().join("no-id.yaml");
+    std::fs::write(&bad, "start:\n  type: go\nsteps: []\n").unwrap();
+    let (ok, _, err) = run!(
+        "workflows",
+        "apply",
+        "--server",
+        server,
+        bad.to_str().unwrap()
+    );
+    assert!(!ok && err.contains("--id"), "{err}");
 }
