@@ -86,6 +86,14 @@ async fn until_instances(h: &Herald, wf: &str, n: usize) -> Vec<Value> {
     }
 }
 
+/// The id of the workflow's first instance, once there is one.
+async fn first_instance(h: &Herald, wf: &str) -> String {
+    until_instances(h, wf, 1).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn kinds(inst: &Value) -> Vec<String> {
     inst["history"]
         .as_array()
@@ -298,10 +306,7 @@ async fn a_wake_that_comes_early_is_kept_until_its_wait_step() {
     )
     .await;
     send_binary(&h, "default", "g1", "go", json!({})).await;
-    let id = until_instances(&h, "early", 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = first_instance(&h, "early").await;
     let sleeping = until_state(&h, "early", &id, "waiting").await;
     assert!(
         sleeping["waiting_for"].is_null(),
@@ -329,10 +334,7 @@ async fn concurrent_wakes_advance_an_instance_exactly_once_each() {
     )
     .await;
     send_binary(&h, "default", "b1", "begin", json!({})).await;
-    let id = until_instances(&h, "ticks", 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = first_instance(&h, "ticks").await;
     until_state(&h, "ticks", &id, "waiting").await;
 
     // Every tick is sent twice at once (a retrying client): each must count once.
@@ -475,10 +477,7 @@ async fn definitions_are_versioned_yaml_readable_and_refused_with_the_bad_path()
     assert_eq!(status, 409, "{body}");
 
     send_binary(&h, "default", "g1", "go", json!({})).await;
-    let old = until_instances(&h, "flow", 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let old = first_instance(&h, "flow").await;
     until_state(&h, "flow", &old, "waiting").await;
 
     // Version 2 in YAML.
@@ -634,10 +633,7 @@ async fn a_failed_step_is_retried_by_hand_and_an_instance_cancelled() {
     )
     .await;
     send_binary(&h, "default", "g1", "go", json!({})).await;
-    let id = until_instances(&h, "fragile", 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = first_instance(&h, "fragile").await;
     let failed = until_state(&h, "fragile", &id, "failed").await;
     assert_eq!(rx.posts().len(), 2, "two attempts");
     assert!(
@@ -686,10 +682,7 @@ async fn a_failed_step_is_retried_by_hand_and_an_instance_cancelled() {
     )
     .await;
     send_binary(&h, "default", "w1", "wait-here", json!({})).await;
-    let id = until_instances(&h, "patient", 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = first_instance(&h, "patient").await;
     until_state(&h, "patient", &id, "waiting").await;
     let (status, body) = operate(&h, "patient", &id, "cancel").await;
     assert_eq!((status, body["state"].as_str()), (200, Some("cancelled")));
@@ -714,10 +707,7 @@ async fn a_start_event_wakes_an_instance_of_another_workflow_and_loops_stop() {
     )
     .await;
     send_binary(&h, "default", "o1", "order.created", json!({})).await;
-    let order = until_instances(&h, "orders", 1).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let order = first_instance(&h, "orders").await;
     until_state(&h, "orders", &order, "waiting").await;
     // It starts a `payments` instance (its instanceid ignored there) and wakes the order.
     let (status, body) = wake(&h, &order, "payment.received", "p1", json!({"n": 1})).await;
