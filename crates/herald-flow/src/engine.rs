@@ -423,18 +423,8 @@ impl FlowEngine {
         let committed = self
             .store
             .change_instance(InstanceChange {
-                project: row.project.clone(),
-                id: row.id.clone(),
+                next: next.clone(),
                 expect_rev: row.rev,
-                state: next.state,
-                step: next.step,
-                attempt: next.attempt,
-                context: next.context.clone(),
-                waiting_for: next.waiting_for.clone(),
-                deadline: next.deadline,
-                due_at: next.due_at,
-                error: next.error.clone(),
-                now,
                 consume: change.consume,
                 history: change.history.clone(),
                 publish: publish.clone(),

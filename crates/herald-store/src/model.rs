@@ -190,18 +190,10 @@ pub struct HistoryEntry {
 /// (routed like ingest) and lines of history, all in one transaction.
 #[derive(Debug, Clone)]
 pub struct InstanceChange {
-    pub project: String,
-    pub id: String,
+    /// The instance as the change leaves it (`updated_at` is the time of the change;
+    /// `rev`, `created_at` and the rest of its identity are the store's to keep).
+    pub next: InstanceRow,
     pub expect_rev: i64,
-    pub state: InstanceState,
-    pub step: i64,
-    pub attempt: i64,
-    pub context: String,
-    pub waiting_for: Vec<String>,
-    pub deadline: Option<i64>,
-    pub due_at: Option<i64>,
-    pub error: Option<String>,
-    pub now: i64,
     /// Kept events consumed (or dropped) by this change.
     pub consume: Vec<i64>,
     pub history: Vec<HistoryEntry>,

@@ -132,9 +132,10 @@ pub(super) fn create_instance(
 /// Apply a change if the instance is still at the expected revision and every consumed
 /// kept event is still there; false (nothing written) otherwise.
 pub(super) fn change_instance(c: &Connection, ch: &InstanceChange) -> rusqlite::Result<bool> {
+    let next = &ch.next;
     let rev: Option<i64> = c
         .prepare_cached("SELECT rev FROM instances WHERE project = ?1 AND id = ?2")?
-        .query_row(params![ch.project, ch.id], |r| r.get(0))
+        .query_row(params![next.project, next.id], |r| r.get(0))
         .optional()?;
     if rev != Some(ch.expect_rev) {
         return Ok(false);
@@ -144,7 +145,7 @@ pub(super) fn change_instance(c: &Connection, ch: &InstanceChange) -> rusqlite::
     )?;
     for id in &ch.consume {
         if present
-            .query_row(params![id, ch.project, ch.id], |_| Ok(()))
+            .query_row(params![id, next.project, next.id], |_| Ok(()))
             .optional()?
             .is_none()
         {
@@ -161,38 +162,38 @@ pub(super) fn change_instance(c: &Connection, ch: &InstanceChange) -> rusqlite::
          WHERE project = ?1 AND id = ?2",
     )?
     .execute(params![
-        ch.project,
-        ch.id,
-        ch.state.as_str(),
-        ch.step,
-        ch.attempt,
-        ch.context,
-        ch.waiting_for.join("\n"),
-        ch.due_at,
-        ch.error,
-        ch.now,
-        ch.deadline
+        next.project,
+        next.id,
+        next.state.as_str(),
+        next.step,
+        next.attempt,
+        next.context,
+        next.waiting_for.join("\n"),
+        next.due_at,
+        next.error,
+        next.updated_at,
+        next.deadline
     ])?;
     let mut history = c.prepare_cached(
         "INSERT INTO instance_history(project, instance, at, step, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for h in &ch.history {
         history.execute(params![
-            ch.project,
-            ch.id,
+            next.project,
+            next.id,
             h.at,
             h.step,
             h.kind,
             h.detail.to_string()
         ])?;
     }
-    if ch.state == InstanceState::Waiting {
-        wake_if_awaited(c, &ch.project, &ch.id, ch.now)?;
+    if next.state == InstanceState::Waiting {
+        wake_if_awaited(c, &next.project, &next.id, next.updated_at)?;
     }
-    if !ch.state.takes_wakes() {
+    if !next.state.takes_wakes() {
         // Nothing can consume them any more (a failed instance may be retried).
         c.prepare_cached("DELETE FROM kept_events WHERE project = ?1 AND instance = ?2")?
-            .execute(params![ch.project, ch.id])?;
+            .execute(params![next.project, next.id])?;
     }
     Ok(true)
 }

@@ -1063,7 +1063,7 @@ impl Store for SqliteStore {
                 }
                 let out = append_in(
                     c,
-                    &change.project,
+                    &change.next.project,
                     change.dedup_window_ms,
                     change.publish.iter(),
                     Wakes::Skip,

@@ -1855,18 +1855,17 @@ fn waking(id: &str, at: i64, instance: &str, ty: &str) -> NewEvent {
 
 fn change_of(row: &InstanceRow, state: InstanceState, now: i64) -> InstanceChange {
     InstanceChange {
-        project: row.project.clone(),
-        id: row.id.clone(),
+        next: InstanceRow {
+            state,
+            attempt: 0,
+            waiting_for: Vec::new(),
+            deadline: None,
+            due_at: None,
+            error: None,
+            updated_at: now,
+            ..row.clone()
+        },
         expect_rev: row.rev,
-        state,
-        step: row.step,
-        attempt: 0,
-        context: row.context.clone(),
-        waiting_for: Vec::new(),
-        deadline: None,
-        due_at: None,
-        error: None,
-        now,
         consume: Vec::new(),
         history: Vec::new(),
         publish: Vec::new(),
@@ -1964,8 +1963,8 @@ pub async fn wakes_are_kept_or_refused_whole(store: DynStore) {
 
     // Waiting for "paid": a kept "paid" makes it due as soon as it waits.
     let mut ch = change_of(&row, InstanceState::Waiting, t + 1);
-    ch.waiting_for = vec!["paid".into()];
-    ch.due_at = Some(t + 1_000_000);
+    ch.next.waiting_for = vec!["paid".into()];
+    ch.next.due_at = Some(t + 1_000_000);
     assert!(store.change_instance(ch).await.unwrap().is_some());
     let row = store.get_instance("default", "i1").await.unwrap().unwrap();
     assert_eq!((row.rev, row.due_at), (1, Some(t + 1)));
@@ -2015,7 +2014,7 @@ pub async fn instance_changes_apply_once(store: DynStore) {
     // Two changes from the same read consuming the same event: only the first applies.
     let mut first = change_of(&row, InstanceState::Running, t);
     first.consume = vec![kept[0].id];
-    first.step = 1;
+    first.next.step = 1;
     first.history = vec![HistoryEntry {
         at: t,
         step: Some(0),
