@@ -20,8 +20,13 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub name: String,
-    /// The bearer token (at least 16 characters).
-    pub token: String,
+    /// The bearer token (at least 16 characters), or instead:
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The SHA-256 of the token, in hex, so the file need not hold the token itself
+    /// (`printf %s "$TOKEN" | sha256sum`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
     /// Admins may read and change every emitter, not only their own.
     #[serde(default)]
     pub admin: bool,
@@ -84,11 +89,29 @@ impl Caller {
     }
 }
 
+/// The SHA-256 of a token, in lowercase hex (as `token_sha256` holds it).
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The user whose token this is; every user is compared, in constant time.
 pub fn user_for_token<'a>(users: &'a [UserConfig], token: &str) -> Option<&'a UserConfig> {
+    let digest = token_digest(token);
     let mut found = None;
     for u in users {
-        if bool::from(u.token.as_bytes().ct_eq(token.as_bytes())) {
+        let matches = match (&u.token, &u.token_sha256) {
+            (Some(plain), _) => plain.as_bytes().ct_eq(token.as_bytes()),
+            (None, Some(hash)) => hash
+                .to_ascii_lowercase()
+                .as_bytes()
+                .ct_eq(digest.as_bytes()),
+            (None, None) => continue,
+        };
+        if bool::from(matches) {
             found = Some(u);
         }
     }
@@ -177,26 +200,37 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_user_of_a_token() {
+    fn finds_the_user_of_a_token_or_of_its_digest() {
+        let user = |name: &str, token: Option<&str>, hash: Option<String>| UserConfig {
+            name: name.into(),
+            token: token.map(str::to_string),
+            token_sha256: hash,
+            admin: false,
+            service: false,
+        };
         let users = vec![
-            UserConfig {
-                name: "a".into(),
-                token: "token-aaaaaaaaaaaa".into(),
-                admin: false,
-                service: false,
-            },
-            UserConfig {
-                name: "b".into(),
-                token: "token-bbbbbbbbbbbb".into(),
-                admin: true,
-                service: false,
-            },
+            user("a", Some("token-aaaaaaaaaaaa"), None),
+            user("b", Some("token-bbbbbbbbbbbb"), None),
+            user(
+                "c",
+                None,
+                Some(token_digest("token-cccccccccccc").to_uppercase()),
+            ),
         ];
         assert_eq!(
             user_for_token(&users, "token-bbbbbbbbbbbb").unwrap().name,
             "b"
         );
+        assert_eq!(
+            user_for_token(&users, "token-cccccccccccc").unwrap().name,
+            "c"
+        );
         assert!(user_for_token(&users, "token-bbbbbbbbbbb").is_none());
         assert!(user_for_token(&users, "").is_none());
+        // The known answer of SHA-256("abc").
+        assert_eq!(
+            token_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -83,11 +83,22 @@ impl Config {
             if u.name.trim().is_empty() || !names.insert(&u.name) {
                 return Err(format!("users: the name '{}' is empty or repeated", u.name));
             }
-            if u.token.len() < 16 || !tokens.insert(&u.token) {
-                return Err(format!(
-                    "users: the token of '{}' is shorter than 16 characters or repeated",
-                    u.name
-                ));
+            let digest = match (&u.token, &u.token_sha256) {
+                (Some(token), None) if token.len() >= 16 => crate::auth::token_digest(token),
+                (None, Some(hash))
+                    if hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) =>
+                {
+                    hash.to_ascii_lowercase()
+                }
+                _ => {
+                    return Err(format!(
+                        "users: '{}' needs a token of at least 16 characters or a token_sha256 of 64 hex digits, not both",
+                        u.name
+                    ))
+                }
+            };
+            if !tokens.insert(digest) {
+                return Err(format!("users: the token of '{}' is repeated", u.name));
             }
         }
         Ok(())
@@ -184,6 +195,54 @@ impl Default for WebhookIngestConfig {
         WebhookIngestConfig {
             allowed_origins: vec!["*".into()],
             allowed_rate: "*".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{token_digest, UserConfig};
+
+    fn user(name: &str, token: Option<&str>, hash: Option<&str>) -> UserConfig {
+        UserConfig {
+            name: name.into(),
+            token: token.map(str::to_string),
+            token_sha256: hash.map(str::to_string),
+            admin: false,
+            service: false,
+        }
+    }
+
+    fn check(users: Vec<UserConfig>) -> Result<(), String> {
+        Config {
+            users,
+            ..Config::default()
+        }
+        .check()
+    }
+
+    #[test]
+    fn users_need_one_long_token_or_its_digest_and_no_repeats() {
+        let digest = token_digest("token-cccccccccccc");
+        let d = Some(digest.as_str());
+        assert!(check(vec![
+            user("a", Some("token-aaaaaaaaaaaa"), None),
+            user("c", None, d)
+        ])
+        .is_ok());
+        for bad in [
+            vec![user("a", Some("short"), None)],
+            vec![user("a", None, None)],
+            vec![user("a", None, Some("abc"))],
+            vec![user("a", Some("token-cccccccccccc"), d)],
+            // The same token twice, once as its digest.
+            vec![
+                user("a", Some("token-cccccccccccc"), None),
+                user("c", None, d),
+            ],
+        ] {
+            assert!(check(bad).is_err());
         }
     }
 }
