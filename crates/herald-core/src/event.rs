@@ -150,7 +150,9 @@ fn is_text_media_type(ct: &str) -> bool {
         || essence == "application/x-www-form-urlencoded"
 }
 
-const CONTEXT_ATTRIBUTES: [&str; 9] = [
+/// The core context attributes in the order the JSON format writes them, then `data`:
+/// names no extension may take.
+pub const CONTEXT_ATTRIBUTES: [&str; 9] = [
     "specversion",
     "id",
     "source",

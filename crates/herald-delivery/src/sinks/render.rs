@@ -2,6 +2,7 @@
 //! structured CloudEvents JSON format, with the `source` and `subject` an emitter may
 //! override, compact or pretty-printed.
 
+use herald_core::event::CONTEXT_ATTRIBUTES;
 use herald_core::Event;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -37,18 +38,10 @@ pub fn render(event: &Event, opts: &RenderOptions) -> Vec<u8> {
     bytes.unwrap_or_default()
 }
 
-/// Members that come first, in this order, as in `Event::to_json_bytes`: a `Value` map
-/// is sorted by key, which would put `data` first and `specversion` in the middle.
-const HEAD: [&str; 8] = [
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "datacontenttype",
-    "dataschema",
-    "subject",
-    "time",
-];
+/// Members that come first, in this order, as in `Event::to_json_bytes` (the context
+/// attributes without `data`): a `Value` map is sorted by key, which would put `data`
+/// first and `specversion` in the middle.
+const HEAD: &[&str] = CONTEXT_ATTRIBUTES.split_last().expect("not empty").1;
 /// Members that come last, after the extensions.
 const TAIL: [&str; 2] = ["data", "data_base64"];
 
@@ -58,7 +51,7 @@ impl Serialize for Ordered<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let m = self.0;
         let mut out = s.serialize_map(Some(m.len()))?;
-        for k in HEAD {
+        for &k in HEAD {
             if let Some(v) = m.get(k) {
                 out.serialize_entry(k, v)?;
             }

@@ -164,7 +164,13 @@ fn append_in<'a>(
                 // for an address it does not need.
                 let refuse = wakes == Wakes::Refuse
                     && ev.flow.starts.is_empty()
-                    && seen_within(c, project, ev, dedup_window_ms)?.is_none();
+                    && seen_within(
+                        &mut c.prepare_cached(FIND_EVENT)?,
+                        project,
+                        ev,
+                        dedup_window_ms,
+                    )?
+                    .is_none();
                 if refuse {
                     return Ok(Err((i, instance.clone(), refusal)));
                 }
@@ -186,9 +192,11 @@ fn append_in<'a>(
          SELECT ?1, ?2, ?3, 0, 0, 0, ?4, ?5
          FROM subscriptions s WHERE s.project = ?1 AND s.id = ?2",
     )?;
+    // Prepared once per append, not per event: this loop is the ingest hot path.
+    let mut find = c.prepare_cached(FIND_EVENT)?;
     let mut out = Vec::new();
     for (i, ev) in events.enumerate() {
-        if let Some(seq) = seen_within(c, project, ev, dedup_window_ms)? {
+        if let Some(seq) = seen_within(&mut find, project, ev, dedup_window_ms)? {
             out.push(AppendOutcome::Duplicate { seq });
             continue;
         }
@@ -221,16 +229,12 @@ fn append_in<'a>(
 
 /// The seq of an earlier copy of `ev` within the dedup window, if any.
 fn seen_within(
-    c: &Connection,
+    find: &mut rusqlite::CachedStatement<'_>,
     project: &str,
     ev: &NewEvent,
     dedup_window_ms: i64,
 ) -> rusqlite::Result<Option<i64>> {
-    let seen: Option<(i64, i64)> = c
-        .prepare_cached(
-            "SELECT seq, received_at FROM events WHERE project = ?1 AND source = ?2 AND id = ?3
-             ORDER BY seq DESC LIMIT 1",
-        )?
+    let seen: Option<(i64, i64)> = find
         .query_row(params![project, ev.source, ev.id], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
@@ -239,6 +243,11 @@ fn seen_within(
         .filter(|(_, at)| *at >= ev.received_at - dedup_window_ms)
         .map(|(seq, _)| seq))
 }
+
+/// The latest copy of an event by (project, source, id), for dedup.
+const FIND_EVENT: &str =
+    "SELECT seq, received_at FROM events WHERE project = ?1 AND source = ?2 AND id = ?3
+     ORDER BY seq DESC LIMIT 1";
 
 #[async_trait]
 impl Store for SqliteStore {
