@@ -6,6 +6,7 @@ mod leases;
 mod schema;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -541,15 +542,29 @@ impl Store for SqliteStore {
                 let now = now_millis();
                 let mut log = c.prepare_cached(
                     "INSERT INTO attempts(project, subscription_id, delivery_id, seq, event_id, target, at, status, latency_ms, error, response_body)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
-                     WHERE EXISTS (SELECT 1 FROM subscriptions WHERE project = ?1 AND id = ?2)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
+                // A subscription deleted while its attempt ran gets no log entry (its log
+                // went with it). Looked up once per subscription in the batch.
+                let mut exists = c.prepare_cached("SELECT 1 FROM subscriptions WHERE project = ?1 AND id = ?2")?;
+                let mut known: HashMap<(&str, &str), bool> = HashMap::new();
                 for u in &updates {
                     if let Some(a) = &u.attempt {
-                        log.execute(params![
-                            u.project, u.subscription_id, u.delivery_id, a.seq, a.event_id, a.target.code(), a.at,
-                            a.status, a.latency_ms, a.error, a.response_body
-                        ])?;
+                        let key = (u.project.as_str(), u.subscription_id.as_str());
+                        let subscribed = match known.get(&key) {
+                            Some(s) => *s,
+                            None => {
+                                let s = exists.exists(params![u.project, u.subscription_id])?;
+                                known.insert(key, s);
+                                s
+                            }
+                        };
+                        if subscribed {
+                            log.execute(params![
+                                u.project, u.subscription_id, u.delivery_id, a.seq, a.event_id, a.target.code(), a.at,
+                                a.status, a.latency_ms, a.error, a.response_body
+                            ])?;
+                        }
                     }
                     match &u.next {
                         Next::Delivered => {
