@@ -20,7 +20,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::registry::{Delivery, Entry, Handshake, Registry};
-use crate::sinks::webhook::{handshake, WebhookConfig, WebhookSink};
+use crate::sinks::webhook::{handshake, HttpClient, WebhookConfig, WebhookSink};
 use crate::sinks::{AttemptReport, Outbound, Sink};
 
 #[derive(Debug, Clone)]
@@ -55,6 +55,9 @@ impl Default for EngineConfig {
 pub struct Engine {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    /// Webhook attempts.
+    http: HttpClient,
+    /// Handshakes and OAuth2 token requests.
     client: reqwest::Client,
     cfg: EngineConfig,
     wake: Notify,
@@ -88,6 +91,7 @@ impl Engine {
         Arc::new(Engine {
             store,
             registry,
+            http: HttpClient::new(256),
             client,
             cfg,
             wake: Notify::new(),
@@ -167,6 +171,7 @@ impl Engine {
             event: rendered(entry, event),
         };
         WebhookSink::new(
+            self.http.clone(),
             self.client.clone(),
             Arc::new(cfg),
             Some(entry.runtime.oauth.clone()),
@@ -217,8 +222,13 @@ impl Engine {
                 continue;
             }
             let in_flight = entry.runtime.in_flight.load(Ordering::Acquire);
-            let free = entry.sub.delivery.max_in_flight.saturating_sub(in_flight) as usize;
-            if free == 0 || budget == 0 {
+            let max = entry.sub.delivery.max_in_flight;
+            let free = max.saturating_sub(in_flight) as usize;
+            // A lease reads past the subscription's leased rows, so leasing one slot at a
+            // time as attempts finish costs a scan of the whole window per delivery. While
+            // attempts are in flight, wait until a quarter of the window is free.
+            let worth_it = in_flight == 0 || free >= (max as usize / 4).max(1);
+            if !worth_it || budget == 0 {
                 continue;
             }
             let limit = free.min(budget);
@@ -394,9 +404,14 @@ impl Engine {
                 self.keep_audit(entry, &out.event, *pretty, now).await
             }
             _ => {
-                WebhookSink::new(self.client.clone(), cfg, Some(entry.runtime.oauth.clone()))
-                    .deliver(&out)
-                    .await
+                WebhookSink::new(
+                    self.http.clone(),
+                    self.client.clone(),
+                    cfg,
+                    Some(entry.runtime.oauth.clone()),
+                )
+                .deliver(&out)
+                .await
             }
         };
         let dead = Next::Dead {

@@ -32,6 +32,12 @@ pub struct AttemptReport {
 }
 
 impl AttemptReport {
+    /// No answer at all (refused connection, timeout, a request that could not be built):
+    /// worth retrying.
+    pub fn failed(error: String, started: std::time::Instant) -> AttemptReport {
+        AttemptReport::local(Err(error), started)
+    }
+
     /// The report of a sink without a protocol status (file, console, audit log): done,
     /// or an error worth retrying.
     pub fn local(result: Result<(), String>, started: std::time::Instant) -> AttemptReport {

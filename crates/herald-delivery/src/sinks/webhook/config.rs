@@ -9,6 +9,9 @@ use herald_core::subscription::{ContentMode, SinkCredential, Subscription};
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
     pub url: String,
+    /// `url` parsed once, when it holds no `{{type}}` template (parsing per request is a
+    /// measurable share of a delivery's CPU).
+    pub parsed_url: Option<hyper::Uri>,
     pub method: String,
     pub headers: BTreeMap<String, String>,
     pub mode: ContentMode,
@@ -26,6 +29,7 @@ impl WebhookConfig {
     pub fn for_sink(sub: &Subscription) -> WebhookConfig {
         WebhookConfig {
             url: sub.sink.clone(),
+            parsed_url: parse_fixed(&sub.sink),
             method: sub.protocolsettings.method.to_ascii_uppercase(),
             headers: sub.protocolsettings.headers.clone(),
             mode: sub.protocolsettings.mode,
@@ -41,6 +45,7 @@ impl WebhookConfig {
     pub fn for_dead_letter(sub: &Subscription, url: &str) -> WebhookConfig {
         WebhookConfig {
             url: url.to_string(),
+            parsed_url: parse_fixed(url),
             method: "POST".into(),
             headers: BTreeMap::new(),
             mode: ContentMode::Structured,
@@ -48,4 +53,11 @@ impl WebhookConfig {
             ..WebhookConfig::for_sink(sub)
         }
     }
+}
+
+fn parse_fixed(url: &str) -> Option<hyper::Uri> {
+    if url.contains("{{") {
+        return None;
+    }
+    super::sink_uri(url).ok()
 }

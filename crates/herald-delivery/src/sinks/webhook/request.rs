@@ -85,6 +85,7 @@ mod tests {
     fn cfg(mode: ContentMode) -> WebhookConfig {
         WebhookConfig {
             url: "http://x".into(),
+            parsed_url: None,
             method: "POST".into(),
             headers: BTreeMap::from([("x-team".to_string(), "blue".to_string())]),
             mode,

@@ -5,16 +5,26 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
+use herald_core::binding::HttpMessage;
 use herald_core::retry::{classify, parse_retry_after, Outcome};
-use reqwest::{Client, Method};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use hyper::{Method, Request, Response, Uri};
+use reqwest::Client;
 
 use herald_core::subscription::SinkCredential;
 
+use super::client::{Body, HttpClient};
 use super::{build_request, expand_url, TokenCache, WebhookConfig};
 use crate::sinks::{AttemptReport, Outbound, Sink, MAX_RESPONSE_BODY};
 
+const USER_AGENT_VALUE: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
+
 pub struct WebhookSink {
+    http: HttpClient,
+    /// For the OAuth2 token endpoint.
     client: Client,
     cfg: Arc<WebhookConfig>,
     /// The subscription's OAuth2 token cache (used when the credential is OAUTH2).
@@ -25,11 +35,13 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub fn new(
+        http: HttpClient,
         client: Client,
         cfg: Arc<WebhookConfig>,
         tokens: Option<Arc<TokenCache>>,
     ) -> WebhookSink {
         WebhookSink {
+            http,
             client,
             cfg,
             tokens,
@@ -48,14 +60,8 @@ impl WebhookSink {
         &self,
         out: &Outbound,
         started: Instant,
-    ) -> Result<reqwest::Response, AttemptReport> {
-        let failed = |error: String| AttemptReport {
-            status: None,
-            outcome: Outcome::Retryable { retry_after: None },
-            latency_ms: started.elapsed().as_millis() as i64,
-            error: Some(error),
-            response_body: None,
-        };
+    ) -> Result<Response<hyper::body::Incoming>, AttemptReport> {
+        let failed = |error: String| AttemptReport::failed(error, started);
         let token = match (&self.cfg.credential, &self.tokens) {
             (
                 Some(SinkCredential::Oauth2 {
@@ -80,29 +86,59 @@ impl WebhookSink {
             _ => None,
         };
         let msg = build_request(&self.cfg, out, token.as_deref());
-        let method = Method::from_bytes(self.cfg.method.as_bytes()).unwrap_or(Method::POST);
-        let url = expand_url(&self.cfg.url, &out.event.ty);
-        let mut req = self.client.request(method, url).timeout(self.cfg.timeout);
-        for (k, v) in &msg.headers {
-            req = req.header(k, v);
-        }
-        if let Some(ct) = &msg.content_type {
-            req = req.header("content-type", ct);
-        }
-        req.body(msg.body)
-            .send()
-            .await
-            .map_err(|e| failed(describe(&e)))
+        let req = self.http_request(msg, &out.event.ty).map_err(failed)?;
+        self.http.send(req).await.map_err(|e| failed(describe(&e)))
     }
 
+    /// The request as hyper takes it: the sink URL (parsed once per subscription unless it
+    /// is a template), the method and the headers.
+    fn http_request(&self, msg: HttpMessage, event_type: &str) -> Result<Request<Body>, String> {
+        let uri = match &self.cfg.parsed_url {
+            Some(uri) => uri.clone(),
+            None => sink_uri(&expand_url(&self.cfg.url, event_type))?,
+        };
+        let mut req = Request::new(Full::new(Bytes::from(msg.body)));
+        *req.method_mut() = Method::from_bytes(self.cfg.method.as_bytes()).unwrap_or(Method::POST);
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        headers.reserve(msg.headers.len() + 2);
+        for (name, value) in &msg.headers {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("invalid header name '{name}'"))?;
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| format!("invalid value for header '{name}'"))?;
+            headers.append(n, v);
+        }
+        if let Some(ct) = &msg.content_type {
+            let v = HeaderValue::from_str(ct).map_err(|_| "invalid content type".to_string())?;
+            headers.insert(CONTENT_TYPE, v);
+        }
+        if !headers.contains_key(USER_AGENT) {
+            headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        }
+        Ok(req)
+    }
+
+    /// The attempt, bounded by the subscription's timeout as a whole (connect, request,
+    /// answer and the part of its body that is kept).
     async fn attempt(&self, out: &Outbound) -> AttemptReport {
         let started = Instant::now();
+        match tokio::time::timeout(self.cfg.timeout, self.exchange(out, started)).await {
+            Ok(report) => report,
+            Err(_) => AttemptReport::failed(
+                format!("timed out after {} ms", self.cfg.timeout.as_millis()),
+                started,
+            ),
+        }
+    }
+
+    async fn exchange(&self, out: &Outbound, started: Instant) -> AttemptReport {
         let mut resp = match self.send(out, started).await {
             Ok(r) => r,
             Err(report) => return report,
         };
         // An OAuth2 token the receiver no longer accepts: fetch a new one and try again.
-        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        if resp.status() == hyper::StatusCode::UNAUTHORIZED {
             if let (Some(SinkCredential::Oauth2 { .. }), Some(cache)) =
                 (&self.cfg.credential, &self.tokens)
             {
@@ -124,16 +160,21 @@ impl WebhookSink {
             header("retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
         let abort =
             header("webhook-delivery").is_some_and(|v| v.eq_ignore_ascii_case("abort-message"));
+        let mut answer = resp.into_body();
         let mut body = Vec::new();
         let mut read_error = None;
         while body.len() < self.max_body {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(e) => {
+            match answer.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        body.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
                     read_error = Some(describe(&e));
                     break;
                 }
+                None => break,
             }
         }
         body.truncate(self.max_body);
@@ -156,19 +197,24 @@ impl WebhookSink {
     }
 }
 
+/// A sink URL as hyper takes it. Parsed by the URL standard first, which normalises what
+/// a subscription may hold (host case, IDNA, spaces) into what a request line can carry.
+pub fn sink_uri(url: &str) -> Result<Uri, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid sink URL: {e}"))?;
+    parsed
+        .as_str()
+        .parse::<Uri>()
+        .map_err(|e| format!("invalid sink URL: {e}"))
+}
+
 impl Sink for WebhookSink {
     fn deliver<'a>(&'a self, out: &'a Outbound) -> BoxFuture<'a, AttemptReport> {
         Box::pin(self.attempt(out))
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut s = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
         s.push_str(": ");
@@ -176,6 +222,14 @@ fn describe(e: &reqwest::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        describe(e)
+    }
 }
 
 /// The CloudEvents webhook validation handshake (abuse protection): `OPTIONS` with
@@ -193,7 +247,7 @@ pub async fn handshake(
         .header("WebHook-Request-Rate", "120")
         .send()
         .await
-        .map_err(|e| (None, format!("handshake failed: {}", describe(&e))))?;
+        .map_err(|e| (None, format!("handshake failed: {}", describe_reqwest(&e))))?;
     let status = resp.status().as_u16();
     let allowed = resp
         .headers()
