@@ -3,6 +3,7 @@
 //! `herald` binary next to this one, and this binary's own baseline subcommands.
 
 mod baselines;
+mod delivery;
 mod flows;
 mod load;
 mod routing;
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Ingest, delivery, latency, RSS and batch benchmarks of the spine.
     Spine(spine::Args),
+    /// Delivery of a stored backlog against a bare pooled client: events/s and CPU per event.
+    Delivery(delivery::Args),
     /// Ingest with 10,000 subscriptions (few matching) against one, in the same run.
     Routing(routing::Args),
     /// 100,000 sleeping workflow instances: memory, wake latency and wakes/s.
@@ -66,6 +69,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Spine(args) => spine::run(args).await,
+            Command::Delivery(args) => delivery::run(args).await,
             Command::Routing(args) => routing::run(args).await,
             Command::Flows(args) => flows::run(args).await,
             Command::Ingest {

@@ -2,9 +2,6 @@
 //! appender, batch ingest, delivery against a bare pooled client, ingest->delivery latency
 //! at half and a quarter of the measured maximum, and Herald's RSS idle and under load.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::baselines::payload;
 use crate::load::{closed_loop, fixed_count, open_loop, MakeRequest};
+use crate::server::{median, start_herald, Process};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,72 +24,6 @@ pub struct Args {
     /// Concurrent connections for ingest and delivery baselines.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-}
-
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn rss_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(program: &PathBuf, args: &[String], ready: &str) -> Result<Proc> {
-    let mut child = Command::new(program)
-        .args(args)
-        .env("HERALD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {}", program.display()))?;
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let ready = ready.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if line.starts_with(&ready) {
-                let _ = tx.send(line.clone());
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .context("process did not become ready")?;
-    let url = line
-        .strip_prefix("herald listening on ")
-        .unwrap_or("")
-        .to_string();
-    Ok(Proc { child, url })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn binary_event(url: String, counter: Arc<AtomicU64>) -> MakeRequest {
@@ -137,14 +69,11 @@ async fn get_json(url: &str) -> Result<Value> {
 
 /// Start a baseline server (this binary with `args`), load it, stop it: requests/s.
 async fn measure_baseline(
-    me: &PathBuf,
-    args: &[&str],
+    server: Process,
     conns: usize,
     d: Duration,
     load: MakeRequest,
 ) -> Result<f64> {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let server = spawn(me, &args, "ready")?;
     let r = closed_loop(conns, d, load).await;
     drop(server);
     Ok(r.per_sec())
@@ -168,14 +97,6 @@ pub async fn ingest_only(url: String, seconds: u64, connections: usize) -> Resul
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let me = std::env::current_exe()?;
-    let herald = me.with_file_name("herald");
-    if !herald.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p herald -p herald-bench)",
-            herald.display()
-        );
-    }
     let tmp = std::env::temp_dir().join(format!("herald-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let d = Duration::from_secs(args.seconds);
@@ -186,29 +107,13 @@ pub async fn run(args: Args) -> Result<()> {
     );
 
     // The receiver stays up for the whole run.
-    let rport = free_port();
-    let receiver = spawn(
-        &me,
-        &["receiver".into(), "--port".into(), rport.to_string()],
-        "ready",
-    )?;
-    let recv_url = format!("http://127.0.0.1:{rport}");
-    drop(receiver.url.clone());
+    let receiver = Process::start_bench("receiver", &[])?;
+    let recv_url = receiver.url.clone();
 
     // Herald, with one subscription that is paused so ingest measures routing and
     // durability without delivery competing for the CPU.
     let data_dir = tmp.join("herald-data");
-    let herald_proc = spawn(
-        &herald,
-        &[
-            "serve".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-        ],
-        "herald listening on ",
-    )?;
+    let herald_proc = start_herald(&data_dir)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = herald_proc.rss_kib("VmRSS:");
     let api = format!("{}/v1/api/default", herald_proc.url);
@@ -225,22 +130,14 @@ pub async fn run(args: Args) -> Result<()> {
     let (mut bare, mut append, mut durable) = (Vec::new(), Vec::new(), Vec::new());
     let mut herald_errors = 0;
     for run in 0..args.runs {
-        let load = |port: u16| binary_event(format!("http://127.0.0.1:{port}/"), counter.clone());
-        let port = free_port();
-        bare.push(
-            measure_baseline(
-                &me,
-                &["bare202", "--port", &port.to_string()],
-                conns,
-                d,
-                load(port),
-            )
-            .await?,
-        );
-        let port = free_port();
+        let load = |server: &Process| binary_event(format!("{}/", server.url), counter.clone());
+        let server = Process::start_bench("bare202", &[])?;
+        let l = load(&server);
+        bare.push(measure_baseline(server, conns, d, l).await?);
         let file = tmp.join(format!("append-{run}.log")).display().to_string();
-        let args = ["bare-append", "--port", &port.to_string(), "--file", &file];
-        append.push(measure_baseline(&me, &args, conns, d, load(port)).await?);
+        let server = Process::start_bench("bare-append", &["--file", &file])?;
+        let l = load(&server);
+        append.push(measure_baseline(server, conns, d, l).await?);
 
         let r = closed_loop(
             conns,
