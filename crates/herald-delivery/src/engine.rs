@@ -81,22 +81,27 @@ const RESYNC: Duration = Duration::from_secs(30);
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, cfg: EngineConfig) -> Arc<Engine> {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+    /// `tls` from [`crate::tls::client_config`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        cfg: EngineConfig,
+        tls: &rustls::ClientConfig,
+    ) -> Result<Arc<Engine>, String> {
+        let client = crate::tls::reqwest_builder(tls)
+            .pool_max_idle_per_host(16)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .expect("HTTP client");
-        Arc::new(Engine {
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Arc::new(Engine {
             store,
             registry,
-            http: HttpClient::new(256),
+            http: HttpClient::new(256, tls.clone()),
             client,
             cfg,
             wake: Notify::new(),
             due: Mutex::new(HashMap::new()),
-        })
+        }))
     }
 
     /// Tell the dispatcher there may be new work (after an ingest commit or an enable).

@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod registry;
 pub mod sinks;
+pub mod tls;
 
 pub use engine::{Engine, EngineConfig};
 pub use registry::Registry;

@@ -108,17 +108,20 @@ pub struct FlowEngine {
 }
 
 impl FlowEngine {
-    pub fn new(store: Arc<dyn Store>, hub: Arc<dyn Hub>, dedup_window_ms: i64) -> Arc<FlowEngine> {
+    /// `http` carries actions' calls.
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Arc<dyn Hub>,
+        dedup_window_ms: i64,
+        http: reqwest::Client,
+    ) -> Arc<FlowEngine> {
         Arc::new(FlowEngine {
             store,
             counters: Counters::default(),
             hub,
             starts: StartIndex::default(),
             compiled: Mutex::new(HashMap::new()),
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(16)
-                .build()
-                .expect("an HTTP client with the default TLS setup"),
+            http,
             wake: Notify::new(),
             in_flight: Mutex::new(HashSet::new()),
             dedup_window_ms,

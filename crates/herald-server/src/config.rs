@@ -143,6 +143,9 @@ pub struct DeliveryConfig {
     pub origin: String,
     #[serde(with = "duration_str")]
     pub handshake_retry: Duration,
+    /// PEM bundle of extra root certificates trusted for `https` sinks and workflow
+    /// actions, beside the platform's (for receivers behind a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for DeliveryConfig {
@@ -152,6 +155,7 @@ impl Default for DeliveryConfig {
             poll_interval: Duration::from_secs(1),
             origin: "herald.localhost".into(),
             handshake_retry: Duration::from_secs(30),
+            ca_file: None,
         }
     }
 }

@@ -24,6 +24,8 @@ pub use state::AppState;
 /// Open the store, load subscriptions, start delivery, and build the app state.
 pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
     config.check().map_err(anyhow_like::Error)?;
+    let tls = herald_delivery::tls::client_config(config.delivery.ca_file.as_deref())
+        .map_err(|e| anyhow_like::Error(format!("delivery.{e}")))?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
     let registry = Arc::new(Registry::new());
     for stored in store.load_subscriptions().await? {
@@ -55,7 +57,9 @@ pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
             handshake_retry: config.delivery.handshake_retry,
             ..EngineConfig::default()
         },
-    );
+        &tls,
+    )
+    .map_err(anyhow_like::Error)?;
     engine.spawn();
     let flow = herald_flow::FlowEngine::new(
         store.clone(),
@@ -64,6 +68,10 @@ pub async fn start(config: Config) -> anyhow_like::Result<Arc<AppState>> {
             engine: engine.clone(),
         }),
         config.dedup_window.as_millis() as i64,
+        herald_delivery::tls::reqwest_builder(&tls)
+            .pool_max_idle_per_host(16)
+            .build()
+            .map_err(|e| anyhow_like::Error(format!("cannot build the HTTP client: {e}")))?,
     );
     flow.load().await?;
     let projects = store.list_projects().await?;

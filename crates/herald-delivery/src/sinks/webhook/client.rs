@@ -1,9 +1,8 @@
 //! The HTTP client webhook attempts go out on: hyper's pooled HTTP/1.1 client, over rustls
-//! with the platform's certificate roots for `https` sinks. It is thinner than reqwest (no
+//! ([`crate::tls`]) for `https` sinks. It is thinner than reqwest (no
 //! URL re-parsing, redirect and retry layers or default-header merge per request); the
 //! delivery benchmark measured reqwest at ~40% more CPU per request than this path.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +11,6 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use rustls_platform_verifier::BuilderVerifierExt;
 
 pub type Body = Full<Bytes>;
 
@@ -23,14 +21,9 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// `idle_per_host`: pooled idle connections kept per sink host.
-    pub fn new(idle_per_host: usize) -> HttpClient {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .and_then(BuilderVerifierExt::with_platform_verifier)
-            .expect("TLS configuration with the platform verifier")
-            .with_no_client_auth();
+    /// `idle_per_host`: pooled idle connections kept per sink host; `tls` from
+    /// [`crate::tls::client_config`].
+    pub fn new(idle_per_host: usize, tls: rustls::ClientConfig) -> HttpClient {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
