@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::{Limits, Problem};
 
+mod stored;
+
 /// A CloudEvent (spec 1.0). Required attributes are plain strings, optional ones `Option`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -279,6 +281,9 @@ impl Event {
     /// Read back an event Herald stored itself (validated when it arrived, so not again:
     /// a later change of limits must not make stored events undeliverable).
     pub fn from_stored_json(bytes: &[u8]) -> Result<Event, Problem> {
+        if let Some(event) = stored::read(bytes) {
+            return Ok(event);
+        }
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| Problem::invalid_event(format!("stored event is not valid JSON: {e}")))?;
         Event::parse_json_value(value)
@@ -351,25 +356,9 @@ impl Event {
         };
         let mut extensions = BTreeMap::new();
         for (name, value) in obj {
-            let value = match value {
-                Value::Null => continue,
-                Value::String(s) => ExtValue::String(s),
-                Value::Bool(b) => ExtValue::Bool(b),
-                Value::Number(n) => match n.as_i64() {
-                    Some(i) if i >= i32::MIN as i64 && i <= i32::MAX as i64 => ExtValue::Integer(i),
-                    _ => {
-                        return Err(Problem::invalid_event(format!(
-                            "extension '{name}' must be an integer between -2147483648 and 2147483647, a string or a boolean"
-                        )))
-                    }
-                },
-                _ => {
-                    return Err(Problem::invalid_event(format!(
-                        "extension '{name}' must be a string, an integer or a boolean, not a JSON object or array"
-                    )))
-                }
-            };
-            extensions.insert(name, value);
+            if let Some(value) = ext_value(&name, value)? {
+                extensions.insert(name, value);
+            }
         }
         Ok(Event {
             id,
@@ -485,6 +474,28 @@ pub(crate) fn unsupported_specversion(v: &str) -> Problem {
         "Unsupported CloudEvents version",
         format!("specversion '{v}' is not supported; send '1.0' (or '0.3', which is converted)"),
     )
+}
+
+/// An extension attribute from its JSON value; `None` for null (absent).
+fn ext_value(name: &str, value: Value) -> Result<Option<ExtValue>, Problem> {
+    Ok(Some(match value {
+        Value::Null => return Ok(None),
+        Value::String(s) => ExtValue::String(s),
+        Value::Bool(b) => ExtValue::Bool(b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if i >= i32::MIN as i64 && i <= i32::MAX as i64 => ExtValue::Integer(i),
+            _ => {
+                return Err(Problem::invalid_event(format!(
+                    "extension '{name}' must be an integer between -2147483648 and 2147483647, a string or a boolean"
+                )))
+            }
+        },
+        _ => {
+            return Err(Problem::invalid_event(format!(
+                "extension '{name}' must be a string, an integer or a boolean, not a JSON object or array"
+            )))
+        }
+    }))
 }
 
 fn decode_base64(s: &str) -> Result<Vec<u8>, Problem> {
