@@ -229,10 +229,11 @@ impl Engine {
             let in_flight = entry.runtime.in_flight.load(Ordering::Acquire);
             let max = entry.sub.delivery.max_in_flight;
             let free = max.saturating_sub(in_flight) as usize;
-            // A lease reads past the subscription's leased rows, so leasing one slot at a
-            // time as attempts finish costs a scan of the whole window per delivery. While
-            // attempts are in flight, wait until a quarter of the window is free.
-            let worth_it = in_flight == 0 || free >= (max as usize / 4).max(1);
+            // A lease reads past the subscription's leased rows and opens a read
+            // transaction, so leasing one slot at a time as attempts finish costs a scan
+            // of the whole window per delivery. While attempts are in flight, wait until
+            // half of the window is free.
+            let worth_it = in_flight == 0 || free >= (max as usize / 2).max(1);
             if !worth_it || budget == 0 {
                 continue;
             }

@@ -1144,33 +1144,32 @@ impl Store for SqliteStore {
 
 /// Details and event bodies of the deliveries just leased, in the order of `ids`.
 fn load_claimed(c: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<ClaimedDelivery>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
+    // One indexed lookup per id, in the order given: cheaper than an `IN` list, which
+    // builds a temporary index of the ids and returns rows in any order.
     let mut st = c.prepare_cached(
-        "SELECT d.id, d.project, d.subscription_id, d.seq, d.target, d.attempts, d.created_at, e.body
+        "SELECT d.project, d.subscription_id, d.seq, d.target, d.attempts, d.created_at, e.body
          FROM deliveries d JOIN events e ON e.seq = d.seq
-         WHERE d.id IN (SELECT value FROM json_each(?1))",
+         WHERE d.id = ?1",
     )?;
-    let list = serde_json::to_string(ids).unwrap_or_default();
-    let mut rows = st
-        .query_map([list], |r| {
-            Ok(ClaimedDelivery {
-                delivery_id: r.get(0)?,
-                project: r.get(1)?,
-                subscription_id: r.get(2)?,
-                seq: r.get(3)?,
-                target: Target::from_code(r.get(4)?),
-                attempts: r.get(5)?,
-                created_at: r.get(6)?,
-                body: r.get(7)?,
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let row = st
+            .query_row([id], |r| {
+                Ok(ClaimedDelivery {
+                    delivery_id: id,
+                    project: r.get(0)?,
+                    subscription_id: r.get(1)?,
+                    seq: r.get(2)?,
+                    target: Target::from_code(r.get(3)?),
+                    attempts: r.get(4)?,
+                    created_at: r.get(5)?,
+                    body: r.get(6)?,
+                })
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let order: std::collections::HashMap<i64, usize> =
-        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    rows.sort_by_key(|d| order.get(&d.delivery_id).copied().unwrap_or(usize::MAX));
-    Ok(rows)
+            .optional()?;
+        out.extend(row);
+    }
+    Ok(out)
 }
 
 /// The smallest seq whose event was received at or after `at` (one past the last seq when

@@ -168,8 +168,12 @@ pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     // Page caches are the store's memory: they are capped, so it stays flat however much
-    // is on disk. The writer's is larger: ingest updates indexes all over the file.
-    conn.pragma_update(None, "cache_size", if writer { -16_000 } else { -4_000 })?;
+    // is on disk. The writer's is no larger than the readers': below 1 GiB of database,
+    // SQLite walks the writer's whole page cache at the end of every commit that split a
+    // B-tree page onto free pages (`balance_nonroot` renumbers pages through the page at
+    // the 1 GiB mark, and the cache truncation then scans every hash slot). With 16 MiB
+    // that walk was a third of the writer's CPU while delivering (perf).
+    conn.pragma_update(None, "cache_size", -4_000)?;
     if writer {
         // No `temp_store=MEMORY`: the in-memory temp database's page cache was truncated
         // (its whole hash scanned) at the end of every transaction, ~20% of the writer's
