@@ -466,7 +466,7 @@ impl Store for SqliteStore {
         lease_until: i64,
     ) -> Result<Vec<Claimed>> {
         let leases = self.leases.clone();
-        self.read(move |c| {
+        self.writer.read(move |c| {
             // One snapshot (and one round of WAL locking) for every query of this claim.
             let tx = c.unchecked_transaction()?;
             let mut held = leases.lock();

@@ -14,6 +14,10 @@ const MAX_GROUP: usize = 2048;
 
 /// A write waiting for the next group commit. `run` may be called twice (see above).
 trait Job: Send {
+    /// A read: run at once, outside the group's transaction (see [`Writer::read`]).
+    fn read_only(&self) -> bool {
+        false
+    }
     /// Run inside the open transaction; false when it failed.
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answer the caller once the group's commit is known.
@@ -49,6 +53,29 @@ where
     }
 }
 
+/// A read on the writer's connection; answers its caller itself.
+struct Read<F> {
+    f: Option<F>,
+}
+
+impl<F> Job for Read<F>
+where
+    F: FnOnce(&Connection) + Send,
+{
+    fn read_only(&self) -> bool {
+        true
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        if let Some(f) = self.f.take() {
+            f(conn);
+        }
+        true
+    }
+
+    fn finish(self: Box<Self>, _committed: std::result::Result<(), String>) {}
+}
+
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
@@ -82,6 +109,27 @@ impl Writer {
         self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
+
+    /// Run the read `f` on the writer's connection, between two groups. For reads that
+    /// come right after writes, again and again (leasing due deliveries): every commit
+    /// resets a reader connection's page cache, so a reader fetches each page again,
+    /// while the writer's cache stays valid (it made the changes).
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel::<rusqlite::Result<T>>();
+        let job = Box::new(Read {
+            f: Some(move |conn: &Connection| {
+                let _ = reply.send(f(conn));
+            }),
+        });
+        self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await
+            .map_err(|_| StoreError::Backend("a read failed unexpectedly; see the log".into()))?
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
 }
 
 fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
@@ -92,6 +140,18 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
+        }
+        // Reads first: they see what is committed, and their callers need not wait for
+        // this group's fsync. A panicking read loses its answer, not the writer.
+        jobs.retain_mut(|job| {
+            if !job.read_only() {
+                return true;
+            }
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&conn)));
+            false
+        });
+        if jobs.is_empty() {
+            continue;
         }
         let committed = commit_group(&conn, &mut jobs);
         for job in jobs {
@@ -140,6 +200,33 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn reads_see_what_is_committed_and_a_panicking_read_spares_the_writer() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)")
+            .unwrap();
+        let w = Writer::start(conn);
+        w.write(|c| c.execute("INSERT INTO t (v) VALUES (7)", []))
+            .await
+            .unwrap();
+        let count = |c: &Connection| -> rusqlite::Result<i64> {
+            c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+        };
+        assert_eq!(w.read(count).await.unwrap(), 1);
+        let lost = w
+            .read(|_| -> rusqlite::Result<i64> { panic!("a bug in a read") })
+            .await;
+        assert!(matches!(lost, Err(StoreError::Backend(_))));
+        w.write(|c| c.execute("INSERT INTO t (v) VALUES (8)", []))
+            .await
+            .unwrap();
+        assert_eq!(w.read(count).await.unwrap(), 2);
+        let failed = w
+            .read(|c| c.execute("INSERT INTO missing VALUES (1)", []))
+            .await;
+        assert!(matches!(failed, Err(StoreError::Backend(m)) if m.contains("missing")));
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failing_job_rolls_back_alone() {
