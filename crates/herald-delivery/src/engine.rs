@@ -232,8 +232,9 @@ impl Engine {
             // A lease reads past the subscription's leased rows and opens a read
             // transaction, so leasing one slot at a time as attempts finish costs a scan
             // of the whole window per delivery. While attempts are in flight, wait until
-            // a quarter of the window is free.
-            let worth_it = in_flight == 0 || free >= (max as usize / 4).max(1);
+            // an eighth of the window is free (a lease waits for the writer's current
+            // group, so it must start while enough attempts are still running).
+            let worth_it = in_flight == 0 || free >= (max as usize / 8).max(1);
             if !worth_it || budget == 0 {
                 continue;
             }

@@ -469,8 +469,13 @@ impl Store for SqliteStore {
         self.writer.read(move |c| {
             // One snapshot (and one round of WAL locking) for every query of this claim.
             let tx = c.unchecked_transaction()?;
-            let mut held = leases.lock();
-            held.expire(now);
+            // The lease table is locked only while picking: completions release their
+            // leases from async tasks, which must not wait for this claim's reads.
+            let held_before = {
+                let mut held = leases.lock();
+                held.expire(now);
+                held.len()
+            };
             let mut queue = tx.prepare_cached(
                 "SELECT id, due_at FROM deliveries WHERE project = ?1 AND subscription_id = ?2 AND state = 0
                  ORDER BY due_at, id LIMIT ?3",
@@ -486,21 +491,27 @@ impl Store for SqliteStore {
                     continue;
                 }
                 // Leased rows are still in the queue; read past them.
-                let window = r.limit + held.len() + 1;
+                let window = r.limit + held_before + 1;
                 let rows = queue
                     .query_map(params![r.project, r.subscription_id, window as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
                     .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
                 let mut ids = Vec::new();
                 let mut next_due = None;
-                for (id, due_at) in &rows {
-                    if held.contains(*id) {
-                        continue;
+                {
+                    let mut held = leases.lock();
+                    for (id, due_at) in &rows {
+                        if held.contains(*id) {
+                            continue;
+                        }
+                        if *due_at <= now && ids.len() < r.limit {
+                            ids.push(*id);
+                        } else {
+                            next_due = Some(*due_at);
+                            break;
+                        }
                     }
-                    if *due_at <= now && ids.len() < r.limit {
-                        ids.push(*id);
-                    } else {
-                        next_due = Some(*due_at);
-                        break;
+                    for id in &ids {
+                        held.insert(*id, lease_until);
                     }
                 }
                 if next_due.is_none() && rows.len() == window {
@@ -508,8 +519,11 @@ impl Store for SqliteStore {
                     next_due = Some(now);
                 }
                 let deliveries = load_claimed(&tx, &ids)?;
-                for d in &deliveries {
-                    held.insert(d.delivery_id, lease_until);
+                if deliveries.len() < ids.len() {
+                    let mut held = leases.lock();
+                    for id in ids.iter().filter(|id| !deliveries.iter().any(|d| d.delivery_id == **id)) {
+                        held.release(std::slice::from_ref(id));
+                    }
                 }
                 out.push(Claimed { deliveries, next_due });
             }
