@@ -226,15 +226,17 @@ impl Engine {
                 taken.push(key.clone());
                 continue;
             }
-            let in_flight = entry.runtime.in_flight.load(Ordering::Acquire);
-            let max = entry.sub.delivery.max_in_flight;
-            let free = max.saturating_sub(in_flight) as usize;
-            // A lease reads past the subscription's leased rows and opens a read
-            // transaction, so leasing one slot at a time as attempts finish costs a scan
-            // of the whole window per delivery. While attempts are in flight, wait until
-            // an eighth of the window is free (a lease waits for the writer's current
-            // group, so it must start while enough attempts are still running).
-            let worth_it = in_flight == 0 || free >= (max as usize / 8).max(1);
+            // Up to two windows are leased: `max_in_flight` requests sending, as many
+            // waiting to send the moment one finishes. A lease waits for the writer's
+            // current group commit, so leasing only when a slot frees would leave slots
+            // idle for that long.
+            let leased = entry.runtime.in_flight.load(Ordering::Acquire);
+            let max = entry.sub.delivery.max_in_flight.max(1);
+            let free = max.saturating_mul(2).saturating_sub(leased) as usize;
+            // A lease reads past the subscription's leased rows, so leasing one delivery
+            // at a time costs a scan of the whole window per delivery: lease a quarter
+            // of a window at least.
+            let worth_it = leased == 0 || free >= (max as usize / 4).max(1);
             if !worth_it || budget == 0 {
                 continue;
             }
@@ -308,6 +310,12 @@ impl Engine {
         }
     }
 
+    fn still_active(&self, entry: &Entry) -> bool {
+        self.registry
+            .get(&entry.project, &entry.sub.id)
+            .is_some_and(|current| current.sub.is_active())
+    }
+
     fn give_slot(&self, entry: &Entry) {
         entry.runtime.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -325,7 +333,21 @@ impl Engine {
             engine: &self,
             entry: &entry,
         };
-        let update = self.run_attempt(&entry, &d).await;
+        let sending = SendSlot::acquire(&entry).await;
+        let update = if self.still_active(&entry) {
+            self.run_attempt(&entry, &d).await
+        } else {
+            // Disabled or deleted while this lease waited: not attempted, due as it was.
+            DeliveryUpdate {
+                delivery_id: d.delivery_id,
+                project: d.project.clone(),
+                subscription_id: d.subscription_id.clone(),
+                attempt: None,
+                next: Next::Release(now_millis()),
+                last_error: None,
+            }
+        };
+        drop(sending);
         let _ = done.send(update).await;
         drop(slot);
         drop(permit);
@@ -745,6 +767,43 @@ fn dead_letter_event(
 }
 
 /// Gives the subscription's in-flight slot back however the attempt ends (even by panic).
+/// One of a subscription's `max_in_flight` request slots, held while an attempt runs.
+struct SendSlot<'a> {
+    entry: &'a Entry,
+}
+
+impl<'a> SendSlot<'a> {
+    async fn acquire(entry: &'a Entry) -> SendSlot<'a> {
+        let rt = &entry.runtime;
+        let max = entry.sub.delivery.max_in_flight.max(1);
+        loop {
+            // Registered before looking, so a slot freed in between is not missed.
+            let freed = rt.send_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let n = rt.sending.load(Ordering::Acquire);
+            if n < max {
+                if rt
+                    .sending
+                    .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return SendSlot { entry };
+                }
+                continue;
+            }
+            freed.await;
+        }
+    }
+}
+
+impl Drop for SendSlot<'_> {
+    fn drop(&mut self) {
+        self.entry.runtime.sending.fetch_sub(1, Ordering::AcqRel);
+        self.entry.runtime.send_freed.notify_one();
+    }
+}
+
 struct SlotGuard<'a> {
     engine: &'a Engine,
     entry: &'a Entry,

@@ -36,7 +36,12 @@ pub enum Handshake {
 /// Per-subscription runtime state that survives edits of the subscription.
 #[derive(Debug)]
 pub struct Runtime {
+    /// Deliveries leased and not yet finished: sending, or waiting to send.
     pub in_flight: AtomicU32,
+    /// Requests being sent; at most the subscription's `max_in_flight`.
+    pub sending: AtomicU32,
+    /// A request finished: a leased delivery waiting to send may go.
+    pub send_freed: tokio::sync::Notify,
     pub consecutive_failures: AtomicU32,
     pub handshake: Mutex<Handshake>,
     /// Held across every read-modify-write of the subscription (API edits, auto-disable),
@@ -468,6 +473,8 @@ impl Registry {
             }
             None => Arc::new(Runtime {
                 in_flight: AtomicU32::new(0),
+                sending: AtomicU32::new(0),
+                send_freed: tokio::sync::Notify::new(),
                 consecutive_failures: AtomicU32::new(0),
                 handshake: Mutex::new(handshake),
                 edit: Arc::new(tokio::sync::Mutex::new(())),

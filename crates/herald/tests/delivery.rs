@@ -350,6 +350,46 @@ async fn in_flight_cap_is_respected() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn deliveries_leased_ahead_are_not_sent_after_a_disable() {
+    let h = Herald::start();
+    let r = Receiver::start().await;
+    r.script(|_, _| Reply::status(200).delay(Duration::from_millis(600)));
+    let sub = subscribe(
+        &h,
+        "default",
+        json!({"sink": r.url, "delivery": {"max_in_flight": 1}}),
+    )
+    .await;
+    let sub_url = h.api(&format!(
+        "default/subscriptions/{}",
+        sub["id"].as_str().unwrap()
+    ));
+    for i in 0..3 {
+        send_binary(&h, "default", &format!("d-{i}"), "t", json!({})).await;
+    }
+    // The first is being sent; the next is leased, waiting for its slot.
+    assert!(wait_until(WAIT, || r.posts().len() == 1).await);
+    let resp = client()
+        .post(format!("{sub_url}/disable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(r.posts().len(), 1, "nothing is sent once disabled");
+    let resp = client()
+        .post(format!("{sub_url}/enable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(wait_until(WAIT, || r.posts().len() == 3).await);
+    let mut ids = r.delivered_ids();
+    ids.sort();
+    assert_eq!(ids, ["d-0", "d-1", "d-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn request_timeout_counts_as_failure() {
     let h = Herald::start();
     let r = Receiver::start().await;
