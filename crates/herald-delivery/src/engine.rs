@@ -25,7 +25,7 @@ use crate::sinks::{AttemptReport, Outbound, Sink};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Attempts in flight across all subscriptions.
+    /// Deliveries leased across all subscriptions (sending, or waiting for a request slot).
     pub max_concurrency: usize,
     /// Most deliveries leased per store round trip.
     pub claim_batch: usize,

@@ -134,7 +134,7 @@ impl Default for QueueConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Attempts in flight across all subscriptions.
+    /// Deliveries leased across all subscriptions (sending, or waiting for a request slot).
     pub max_concurrency: usize,
     /// Longest idle sleep of the dispatcher.
     #[serde(with = "duration_str")]
