@@ -25,6 +25,10 @@ pub struct Args {
     /// Concurrent requests of the bare client (Herald's `max_in_flight` is the same).
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Herald's content mode: `binary` (the body is the data, as the bare clients post)
+    /// or `structured` (the whole event as JSON, a larger body).
+    #[arg(long, default_value = "binary")]
+    mode: String,
 }
 
 /// The event the spine benchmark ingests (~300 B of JSON data), 100 to a batch.
@@ -97,7 +101,7 @@ async fn measure(args: &Args, tmp: &std::path::Path) -> Result<()> {
     for run in 0..args.runs {
         // A backlog of `events` for a paused subscription.
         let sub = send_json(http.post(format!("{api}/subscriptions")).json(&json!({
-            "sink": hook, "protocolsettings": {"mode": "binary"},
+            "sink": hook, "protocolsettings": {"mode": args.mode},
             "types": ["com.example.order.created"],
             "delivery": {"max_in_flight": args.connections}
         })))
@@ -177,8 +181,8 @@ async fn measure(args: &Args, tmp: &std::path::Path) -> Result<()> {
     }
     let m = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
     println!(
-        "\n## Delivery ({} runs x {} events, max_in_flight / connections {})\n",
-        args.runs, args.events, args.connections
+        "\n## Delivery ({} runs x {} events, {} mode, max_in_flight / connections {})\n",
+        args.runs, args.events, args.mode, args.connections
     );
     println!("| measurement | Herald | bare pooled reqwest client | ratio | target |");
     println!("|---|---|---|---|---|");

@@ -283,13 +283,12 @@ pub fn encode_binary(event: &Event) -> HttpMessage {
 
 /// Encode for structured mode (`application/cloudevents+json`).
 pub fn encode_structured(event: &Event, pretty: bool) -> HttpMessage {
-    let json = event.to_json();
+    // Compact output is written field by field, without building a JSON value first.
     let body = if pretty {
-        serde_json::to_vec_pretty(&json)
+        serde_json::to_vec_pretty(&event.to_json()).unwrap_or_default()
     } else {
-        serde_json::to_vec(&json)
-    }
-    .unwrap_or_default();
+        event.to_json_bytes()
+    };
     HttpMessage {
         headers: Vec::new(),
         content_type: Some(format!("{STRUCTURED_CONTENT_TYPE}; charset=utf-8")),
