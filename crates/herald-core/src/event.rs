@@ -326,34 +326,12 @@ impl Event {
         }
         let data = obj.remove("data").filter(|v| !v.is_null());
         let data_base64 = obj.remove("data_base64").filter(|v| !v.is_null());
-        let data = match (data, data_base64) {
-            (Some(_), Some(_)) => {
-                return Err(Problem::invalid_event(
-                    "an event may carry 'data' or 'data_base64', not both",
-                ))
-            }
-            (None, Some(Value::String(b64))) => Some(Data::Binary(decode_base64(&b64)?)),
-            (None, Some(_)) => {
-                return Err(Problem::invalid_event(
-                    "'data_base64' must be a base64 string",
-                ))
-            }
-            (Some(Value::String(s)), None) if base64_encoded => {
-                Some(Data::Binary(decode_base64(&s)?))
-            }
-            (Some(Value::String(s)), None)
-                if datacontenttype
-                    .as_deref()
-                    .is_some_and(|ct| !is_json_media_type(ct)) =>
-            {
-                Some(Data::Text(s))
-            }
-            (Some(v), None) => {
-                check_data_depth(&v)?;
-                Some(Data::Json(v))
-            }
-            (None, None) => None,
-        };
+        let data = event_data(
+            data,
+            data_base64,
+            datacontenttype.as_deref(),
+            base64_encoded,
+        )?;
         let mut extensions = BTreeMap::new();
         for (name, value) in obj {
             if let Some(value) = ext_value(&name, value)? {
@@ -474,6 +452,41 @@ pub(crate) fn unsupported_specversion(v: &str) -> Problem {
         "Unsupported CloudEvents version",
         format!("specversion '{v}' is not supported; send '1.0' (or '0.3', which is converted)"),
     )
+}
+
+/// The payload from the `data` and `data_base64` members (non-null): bytes from base64,
+/// text when the content type is not JSON, JSON otherwise. `base64_encoded`: a 0.3 event
+/// whose `datacontentencoding` is base64.
+fn event_data(
+    data: Option<Value>,
+    data_base64: Option<Value>,
+    datacontenttype: Option<&str>,
+    base64_encoded: bool,
+) -> Result<Option<Data>, Problem> {
+    Ok(match (data, data_base64) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::invalid_event(
+                "an event may carry 'data' or 'data_base64', not both",
+            ))
+        }
+        (None, Some(Value::String(b64))) => Some(Data::Binary(decode_base64(&b64)?)),
+        (None, Some(_)) => {
+            return Err(Problem::invalid_event(
+                "'data_base64' must be a base64 string",
+            ))
+        }
+        (Some(Value::String(s)), None) if base64_encoded => Some(Data::Binary(decode_base64(&s)?)),
+        (Some(Value::String(s)), None)
+            if datacontenttype.is_some_and(|ct| !is_json_media_type(ct)) =>
+        {
+            Some(Data::Text(s))
+        }
+        (Some(v), None) => {
+            check_data_depth(&v)?;
+            Some(Data::Json(v))
+        }
+        (None, None) => None,
+    })
 }
 
 /// An extension attribute from its JSON value; `None` for null (absent).

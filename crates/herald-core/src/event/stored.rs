@@ -10,7 +10,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::{decode_base64, ext_value, is_json_media_type, Data, Event};
+use super::{event_data, ext_value, Event};
 
 /// `None` when `bytes` are not the shape Herald writes.
 pub(super) fn read(bytes: &[u8]) -> Option<Event> {
@@ -81,21 +81,9 @@ impl<'de> Visitor<'de> for StoredVisitor {
         let (true, Some(id), Some(source), Some(ty)) = (specversion_1_0, id, source, ty) else {
             return Ok(None);
         };
-        let data = match (data, data_base64) {
-            (Some(_), Some(_)) => return Ok(None),
-            (None, Some(b64)) => match decode_base64(&b64) {
-                Ok(bytes) => Some(Data::Binary(bytes)),
-                Err(_) => return Ok(None),
-            },
-            (Some(Value::String(s)), None)
-                if datacontenttype
-                    .as_deref()
-                    .is_some_and(|ct| !is_json_media_type(ct)) =>
-            {
-                Some(Data::Text(s))
-            }
-            (Some(v), None) => Some(Data::Json(v)),
-            (None, None) => None,
+        let data_base64 = data_base64.map(Value::String);
+        let Ok(data) = event_data(data, data_base64, datacontenttype.as_deref(), false) else {
+            return Ok(None);
         };
         Ok(Some(Event {
             id,
@@ -116,7 +104,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::ExtValue;
+    use crate::{Data, ExtValue};
 
     fn general(bytes: &[u8]) -> Event {
         Event::parse_json_value(serde_json::from_slice(bytes).unwrap()).unwrap()

@@ -520,10 +520,10 @@ impl Store for SqliteStore {
                 }
                 let deliveries = load_claimed(&tx, &ids)?;
                 if deliveries.len() < ids.len() {
-                    let mut held = leases.lock();
-                    for id in ids.iter().filter(|id| !deliveries.iter().any(|d| d.delivery_id == **id)) {
-                        held.release(std::slice::from_ref(id));
-                    }
+                    // Gone since the scan: no lease for them.
+                    let missing: Vec<i64> =
+                        ids.iter().copied().filter(|id| !deliveries.iter().any(|d| d.delivery_id == *id)).collect();
+                    leases.lock().release(&missing);
                 }
                 out.push(Claimed { deliveries, next_due });
             }
